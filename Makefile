@@ -1,0 +1,54 @@
+# dcm-spark: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JARS_STAMP := .ivy2/.resolved
+SPARK_SUBMIT := PYSPARK_PYTHON=$(abspath $(PY)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY)) \
+	$(VENV)/bin/spark-submit --properties-file conf/spark-defaults.conf
+MASTER ?= local[*]
+INPUT ?=
+TABLE ?= warehouse/dicom
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint typecheck pytest demo ingest clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+		"dcm-spark needs Python 3.11 or newer; set PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(JARS_STAMP): $(STAMP) dcm_spark/session.py
+	$(PY) -m dcm_spark.session
+	touch $(JARS_STAMP)
+
+setup: $(STAMP) $(JARS_STAMP) ## create .venv, install the project, resolve the Delta jars once
+	@$(PY) -c 'import dcm_spark.session as s; s.check_java()' || \
+		{ echo "Java 17 or newer is required"; exit 2; }
+
+lint: $(STAMP) ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy on dcm_spark/
+	$(VENV)/bin/mypy
+
+pytest: setup ## pytest only (PYTEST_ARGS="-m 'not slow'" to narrow)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: setup lint typecheck pytest ## set up, then lint, type-check and run every test
+
+ingest: setup ## ingest INPUT=dir-or-uri into TABLE=path (MASTER=spark://host:port)
+	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=dir-or-uri [TABLE=path]"; exit 2; }
+	$(SPARK_SUBMIT) --master '$(MASTER)' jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE)
+
+clean: ## remove the venv, caches and local tables (keeps nothing you made by hand)
+	rm -rf $(VENV) .ivy2 warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis

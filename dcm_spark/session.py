@@ -1,0 +1,166 @@
+"""The one place that configures Spark for this project.
+
+``configure(builder)`` adds Delta, the jars, the Python interpreter and Arrow settings to a
+``SparkSession.Builder``; ``conf/spark-defaults.conf`` carries the same settings for
+``spark-submit --properties-file`` (the JVM starts before a job's Python code, so jars set
+on the builder inside a job come too late).
+
+Run ``python -m dcm_spark.session`` to check Java and resolve the Delta jars once into
+``.ivy2/`` inside the project; later sessions load them from there without network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dcm_spark.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+MIN_JAVA = 17
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IVY_DIR = PROJECT_ROOT / ".ivy2"
+
+#: Settings every session of this project gets (also in conf/spark-defaults.conf).
+BASE_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "1000",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+}
+
+
+def java_version(java: str | None = None) -> int:
+    """Return the major version of the ``java`` Spark will start.
+
+    Raises
+    ------
+    EnvironmentProblem
+        If no Java is found or its version cannot be read.
+    """
+    java = java or _java_executable()
+    if java is None:
+        raise EnvironmentProblem(
+            f"Java not found: Spark needs Java {MIN_JAVA} or newer. Install a JDK "
+            "(e.g. `apt-get install openjdk-17-jdk-headless`) or set JAVA_HOME."
+        )
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot run {java}: {exc}") from exc
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        raise EnvironmentProblem(f"cannot read the version printed by {java} -version")
+    major = int(match.group(1))
+    # Java 8 and older print "1.8.0_xxx".
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def check_java(java: str | None = None) -> int:
+    """Raise a clear `EnvironmentProblem` unless Java >= 17 is available."""
+    major = java_version(java)
+    if major < MIN_JAVA:
+        raise EnvironmentProblem(
+            f"Java {major} found, Spark 4 needs Java {MIN_JAVA} or newer. Install a newer "
+            "JDK and point JAVA_HOME at it."
+        )
+    return major
+
+
+def _java_executable() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    return shutil.which("java")
+
+
+def cached_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
+    """The Delta jars already resolved into ``ivy_dir`` (empty if not resolved yet)."""
+    jars = sorted((ivy_dir / "jars").glob("*.jar"))
+    return jars if any(j.name.startswith("io.delta_delta-spark") for j in jars) else []
+
+
+def configure(
+    builder: SparkSession.Builder,
+    *,
+    ivy_dir: Path = IVY_DIR,
+    python: str | None = None,
+) -> SparkSession.Builder:
+    """Add this project's settings to a Spark session builder and return it.
+
+    Parameters
+    ----------
+    builder
+        ``SparkSession.builder`` with the master and app name already set (or not).
+    ivy_dir
+        Where Spark's Maven resolution caches the Delta jars. When the jars are
+        already there they are passed with ``spark.jars`` and nothing is resolved.
+    python
+        Interpreter for the Python workers; defaults to the one running now, so
+        the workers import the same packages as the driver.
+    """
+    python = python or sys.executable
+    os.environ["PYSPARK_PYTHON"] = python
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", python)
+    for key, value in BASE_CONF.items():
+        builder = builder.config(key, value)
+    builder = builder.config("spark.pyspark.python", python)
+    jars = cached_jars(ivy_dir)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
+    else:
+        builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config(
+            "spark.jars.ivy", str(ivy_dir)
+        )
+    return builder
+
+
+def resolve_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
+    """Resolve the Delta jars into ``ivy_dir`` once (no-op when they are cached)."""
+    check_java()
+    jars = cached_jars(ivy_dir)
+    if jars:
+        return jars
+    from pyspark.sql import SparkSession
+
+    builder = configure(SparkSession.builder.master("local[1]"), ivy_dir=ivy_dir)
+    try:
+        spark = builder.config("spark.ui.enabled", "false").getOrCreate()
+        spark.stop()
+    except Exception as exc:  # the JVM reports resolution failures as a generic error
+        raise EnvironmentProblem(
+            f"could not resolve {DELTA_PACKAGE} from Maven Central into {ivy_dir}: {exc}. "
+            "Check network access to repo1.maven.org, or copy the jars into "
+            f"{ivy_dir / 'jars'}."
+        ) from exc
+    jars = cached_jars(ivy_dir)
+    if not jars:
+        raise EnvironmentProblem(f"Spark started but no Delta jar appeared in {ivy_dir}/jars")
+    return jars
+
+
+def main() -> int:
+    try:
+        major = check_java()
+        jars = resolve_jars()
+    except EnvironmentProblem as exc:
+        print(f"dcm-spark setup: {exc}", file=sys.stderr)
+        return 2
+    print(f"Java {major}; {len(jars)} jars cached in {IVY_DIR / 'jars'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The foundation: Delta-enabled Spark, mapInArrow into nested Delta columns, mergeSchema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pytest
+
+from dcm_spark.errors import EnvironmentProblem
+from dcm_spark.session import check_java, java_version
+
+
+def test_java_is_17_or_newer() -> None:
+    assert java_version() >= 17
+
+
+def test_missing_java_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(EnvironmentProblem, match="cannot run"):
+        java_version(str(tmp_path / "no-java"))
+
+
+def test_old_java_is_a_clear_error(tmp_path) -> None:
+    fake = tmp_path / "java"
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    fake.chmod(0o755)
+    with pytest.raises(EnvironmentProblem, match="Java 11 found"):
+        check_java(str(fake))
+
+
+ITEM_V1 = pa.struct([("CodeValue", pa.string())])
+ITEM_V2 = pa.struct([("CodeValue", pa.string()), ("CodingSchemeDesignator", pa.string())])
+
+
+def _batches(item: pa.DataType, rows: list[dict]) -> Iterator[pa.RecordBatch]:
+    schema = pa.schema([("SOPInstanceUID", pa.string()), ("CodeSequence", pa.list_(item))])
+    yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+def test_nested_delta_roundtrip_with_merge_schema(spark, tmp_path) -> None:
+    table = str(tmp_path / "smoke")
+    first = [{"SOPInstanceUID": "1.2.3", "CodeSequence": [{"CodeValue": "T-04000"}]}]
+    second = [
+        {
+            "SOPInstanceUID": "1.2.4",
+            "CodeSequence": [{"CodeValue": "121071", "CodingSchemeDesignator": "DCM"}],
+        }
+    ]
+    seed = spark.range(1, numPartitions=1)
+    df1 = seed.mapInArrow(
+        lambda _: _batches(ITEM_V1, first),
+        "SOPInstanceUID string, CodeSequence array<struct<CodeValue: string>>",
+    )
+    df1.write.format("delta").save(table)
+    df2 = seed.mapInArrow(
+        lambda _: _batches(ITEM_V2, second),
+        "SOPInstanceUID string, "
+        "CodeSequence array<struct<CodeValue: string, CodingSchemeDesignator: string>>",
+    )
+    df2.write.format("delta").mode("append").option("mergeSchema", "true").save(table)
+
+    rows = spark.sql(
+        f"SELECT SOPInstanceUID, c.CodeValue, c.CodingSchemeDesignator "
+        f"FROM delta.`{table}` LATERAL VIEW explode(CodeSequence) AS c ORDER BY 1"
+    ).collect()
+    assert [tuple(r) for r in rows] == [
+        ("1.2.3", "T-04000", None),
+        ("1.2.4", "121071", "DCM"),
+    ]
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count()
+    assert history == 2
