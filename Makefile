@@ -5,15 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JARS_STAMP := .ivy2/.resolved
-SPARK_SUBMIT := PYSPARK_PYTHON=$(abspath $(PY)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY)) \
-	$(VENV)/bin/spark-submit --properties-file conf/spark-defaults.conf
+SPARK_SUBMIT := PATH=$(abspath $(VENV))/bin:$$PATH \
+	PYSPARK_PYTHON=$(abspath $(PY)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY)) \
+	spark-submit --properties-file conf/spark-defaults.conf --master '$(MASTER)'
 MASTER ?= local[*]
 INPUT ?=
 TABLE ?= warehouse/dicom
+SQL ?= SELECT Modality, count(*) AS instances FROM dicom GROUP BY Modality ORDER BY 2 DESC
+FORMAT ?= text
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql schema clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,7 +51,19 @@ test: setup lint typecheck pytest ## set up, then lint, type-check and run every
 
 ingest: setup ## ingest INPUT=dir-or-uri into TABLE=path (MASTER=spark://host:port)
 	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=dir-or-uri [TABLE=path]"; exit 2; }
-	$(SPARK_SUBMIT) --master '$(MASTER)' jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE)
+	$(SPARK_SUBMIT) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE)
+
+sql: setup ## run SQL="..." on TABLE (views dicom, dicom_errors); FORMAT=text|csv|json
+	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) "$(SQL)"
+
+schema: setup ## print TABLE's schema as BigQuery shows it (FORMAT=bigquery-json for JSON)
+	$(SPARK_SUBMIT) jobs/schema.py --table $(TABLE) $(if $(filter bigquery-json,$(FORMAT)),--format bigquery-json,)
+
+demo: setup ## set up, ingest pydicom's test files into ./warehouse/dicom, show schema and a query
+	$(MAKE) --no-print-directory ingest INPUT="$$($(PY) -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')" TABLE=warehouse/dicom
+	$(SPARK_SUBMIT) jobs/schema.py --table warehouse/dicom | head -40
+	$(SPARK_SUBMIT) jobs/query.py --table warehouse/dicom \
+		"SELECT Modality, count(*) AS instances, count(DISTINCT SeriesInstanceUID) AS series FROM dicom GROUP BY Modality ORDER BY instances DESC"
 
 clean: ## remove the venv, caches and local tables (keeps nothing you made by hand)
 	rm -rf $(VENV) .ivy2 warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,139 @@
+"""The query side: register the tables as views, and show the schema like BigQuery does."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from pydicom.datadict import dictionary_description, keyword_dict
+
+from dcm_spark import table
+from dcm_spark.vr import BULK_DATA, OTHER_ELEMENTS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
+
+FORMATS = ("text", "csv", "json")
+META_DESCRIPTIONS = {
+    "_path": "the file, as listed",
+    "_size": "file size in bytes",
+    "_mtime": "file modification time",
+    "_ingested_at": "when the run that wrote this row started",
+    "_run_id": "the run that wrote this row",
+    OTHER_ELEMENTS: "private, unknown and unparsable elements as text",
+    BULK_DATA: "where each binary value lies in the file (offset, length)",
+}
+
+
+def register(spark: SparkSession, path: str) -> list[str]:
+    """Register the table as ``dicom`` and its errors as ``dicom_errors`` (temp views)."""
+    path = table.absolute(path)
+    names = []
+    for name, location in (("dicom", path), ("dicom_errors", table.errors_path(path))):
+        if table.exists(spark, location):
+            spark.read.format("delta").load(location).createOrReplaceTempView(name)
+            names.append(name)
+    return names
+
+
+def render(df: DataFrame, fmt: str = "text", limit: int = 1000) -> str:
+    """Rows as an aligned text table, CSV or JSON lines."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+    if fmt == "json":
+        return "\n".join(str(line) for line in df.limit(limit).toJSON().collect())
+    rows = [[_cell(v) for v in r] for r in df.limit(limit).collect()]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(df.columns)
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(df.columns)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(df.columns, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if hasattr(value, "asDict"):
+        return json.dumps(value.asDict(recursive=True), default=str)
+    if isinstance(value, list):
+        return json.dumps(
+            [v.asDict(recursive=True) if hasattr(v, "asDict") else v for v in value], default=str
+        )
+    return str(value)
+
+
+# -- the schema, as BigQuery's schema tab shows it --------------------------------------
+
+_BQ_TYPES = {
+    "string": "STRING",
+    "bigint": "INTEGER",
+    "int": "INTEGER",
+    "double": "FLOAT",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "timestamp_ntz": "DATETIME",
+    "boolean": "BOOLEAN",
+    "binary": "BYTES",
+}
+
+
+def describe(name: str) -> str:
+    """Description of a column: the tag and the DICOM attribute name."""
+    if name in META_DESCRIPTIONS:
+        return META_DESCRIPTIONS[name]
+    if name.startswith("Tag_"):
+        return f"({name[4:8]},{name[8:12]}) private"
+    tag = keyword_dict.get(name)
+    if tag is None:
+        return "" if name not in ("Id", "Value") else "repeating group"
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {dictionary_description(tag)}"
+
+
+def _field(name: str, data_type: DataType) -> dict[str, Any]:
+    from pyspark.sql.types import ArrayType, DecimalType, StructType
+
+    mode = "NULLABLE"
+    if isinstance(data_type, ArrayType):
+        mode, data_type = "REPEATED", data_type.elementType
+    entry: dict[str, Any] = {"name": name, "mode": mode, "description": describe(name)}
+    if isinstance(data_type, StructType):
+        entry["type"] = "RECORD"
+        entry["fields"] = [_field(f.name, f.dataType) for f in data_type.fields]
+    elif isinstance(data_type, DecimalType):
+        entry["type"] = "BIGNUMERIC" if data_type.precision > 38 else "NUMERIC"
+    else:
+        entry["type"] = _BQ_TYPES.get(data_type.simpleString(), "STRING")
+    return entry
+
+
+def bigquery_schema(schema: StructType, field: str | None = None) -> list[dict[str, Any]]:
+    """The schema as a BigQuery schema (list of fields), or one top-level field's."""
+    fields = [_field(f.name, f.dataType) for f in schema.fields]
+    if field is not None:
+        fields = [f for f in fields if f["name"] == field]
+        if not fields:
+            raise KeyError(f"no column {field!r}")
+    return fields
+
+
+def schema_tree(schema: StructType, field: str | None = None) -> str:
+    """The schema as an indented tree: name, type, mode, description."""
+    lines: list[str] = []
+
+    def walk(entries: list[dict[str, Any]], depth: int) -> None:
+        for e in entries:
+            label = "  " * depth + e["name"]
+            lines.append(f"{label:<48} {e['type']:<10} {e['mode']:<9} {e['description']}")
+            walk(e.get("fields", []), depth + 1)
+
+    walk(bigquery_schema(schema, field), 0)
+    return "\n".join(lines)

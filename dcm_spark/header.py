@@ -1,0 +1,619 @@
+"""A DICOM file's header becomes one nested row; a batch of files one Arrow RecordBatch.
+
+Pure Python (pydicom + pyarrow), no Spark: this runs inside ``mapInArrow`` on the workers.
+
+pydicom parses the element structure (tags, VRs, lengths, sequences); the values are
+converted here from the raw element bytes, which is several times faster than letting
+pydicom build its value objects. Values larger than ``HeaderOptions.defer_size`` are not
+read during parsing (pixel data is never read into memory); elements after PixelData are
+kept.
+
+Column names and types follow `dcm_spark.vr`; what does not fit a column goes to
+``OtherElements`` and binary values to ``_BulkData`` (where they lie in the file).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import struct
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+from pydicom import dcmread
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import private_dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.values import convert_PN, convert_SQ
+
+from dcm_spark import schema
+from dcm_spark.errors import safe_message
+from dcm_spark.vr import (
+    BULK_DATA,
+    BULK_ELEMENT,
+    NAME_GROUPS,
+    NAME_PARTS,
+    OTHER_ELEMENT,
+    OTHER_ELEMENTS,
+    ElementSpec,
+    Kind,
+    element_spec,
+    kind_of,
+    repeater_id,
+    repeater_type,
+    tag_name,
+)
+
+OTHER_ELEMENTS_TYPE = pa.list_(OTHER_ELEMENT)
+BULK_DATA_TYPE = pa.list_(BULK_ELEMENT)
+UNDEFINED_LENGTH = 0xFFFFFFFF
+SPECIFIC_CHARACTER_SET = 0x00080005
+PIXEL_REPRESENTATION = 0x00280103
+TEXT_DELIMITERS = {0x0D, 0x0A, 0x09, 0x0C}  # reset ISO 2022 escapes (PS3.5 6.1.2.5.3)
+PN_DELIMITERS = TEXT_DELIMITERS | {0x5E, 0x3D}  # and ^ =
+
+_TEXT_KINDS = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT}
+_INT_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "SV": "q", "UV": "Q", "AT": "H"}
+_FLOAT_FORMATS = {"FL": "f", "FD": "d"}
+_IS = re.compile(r"[+-]?\d+")
+_DS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?")
+_TM = re.compile(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?")
+
+
+@dataclass(frozen=True)
+class HeaderOptions:
+    """Policy for converting headers, passed explicitly to the workers.
+
+    Parameters
+    ----------
+    max_depth
+        Deepest sequence nesting kept as columns (BigQuery's limit, 15, by default);
+        deeper subtrees are kept as DICOM JSON text in ``OtherElements``.
+    defer_size
+        Values longer than this (bytes) are not read while parsing; binary ones are
+        only listed in ``_BulkData``, text ones are read on their own afterwards.
+    """
+
+    max_depth: int = 15
+    defer_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.max_depth < 1:
+            raise ValueError(f"max_depth must be at least 1, not {self.max_depth}")
+        if self.defer_size < 64:
+            raise ValueError(f"defer_size must be at least 64 bytes, not {self.defer_size}")
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be read at all. ``message`` never holds element values."""
+
+    path: str
+    error_class: str
+    message: str
+
+
+@dataclass
+class Header:
+    """One file's row: values by column name, and the Arrow type of each column."""
+
+    values: dict[str, Any]
+    types: dict[str, pa.DataType]
+
+
+class _Unparsable(ValueError):
+    """A value that does not fit its column's type; carries the raw text to keep."""
+
+    def __init__(self, raw: list[str]) -> None:
+        super().__init__("unparsable value")
+        self.raw = raw
+
+
+# -- value parsing ---------------------------------------------------------------------
+
+
+def _parse_date(text: str) -> datetime.date:
+    digits = text.replace(".", "") if len(text) == 10 else text  # ACR-NEMA "YYYY.MM.DD"
+    if len(digits) != 8 or not digits.isdigit():
+        raise ValueError
+    return datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+
+
+def _parse_time(text: str) -> str:
+    match = _TM.fullmatch(text)
+    if not match:
+        raise ValueError
+    hh, mm, ss, frac = match.groups()
+    if int(hh) > 23 or int(mm or 0) > 59 or int(ss or 0) > 60:
+        raise ValueError
+    out = f"{hh}:{mm or '00'}:{ss or '00'}"
+    return f"{out}.{frac.ljust(6, '0')}" if frac else out
+
+
+def _parse_datetime(text: str) -> datetime.datetime:
+    match = _DT.fullmatch(text)
+    if not match:
+        raise ValueError
+    year, month, day, hour, minute, second, frac, offset = match.groups()
+    tz = datetime.UTC
+    if offset:
+        delta = datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:]))
+        tz = datetime.timezone(delta if offset[0] == "+" else -delta)
+    value = datetime.datetime(
+        int(year),
+        int(month or 1),
+        int(day or 1),
+        int(hour or 0),
+        int(minute or 0),
+        min(int(second or 0), 59),  # a leap second keeps its minute
+        int(frac.ljust(6, "0")) if frac else 0,
+        tzinfo=tz,
+    )
+    return value.astimezone(datetime.UTC)
+
+
+def _person_name(text: str) -> dict[str, Any]:
+    groups = text.split("=")
+    row: dict[str, Any] = {}
+    for name, group in zip(NAME_GROUPS, groups, strict=False):
+        if group:
+            parts = group.split("^")
+            row[name] = {p: (v or None) for p, v in zip(NAME_PARTS, parts, strict=False)}
+    return row
+
+
+def _typed(kind: Kind, vr: str, value: Any) -> Any:
+    """One value (text, or a number for binary VRs) in its column's type."""
+    if kind is Kind.STRING or kind is Kind.TEXT or kind is Kind.LONG_TEXT:
+        if vr == "IS" and not _IS.fullmatch(value):
+            raise ValueError
+        if vr == "DS" and not _DS.fullmatch(value):
+            raise ValueError
+        return value
+    if kind is Kind.DATE:
+        return _parse_date(value)
+    if kind is Kind.TIME:
+        return _parse_time(value)
+    if kind is Kind.DATETIME:
+        return _parse_datetime(value)
+    if kind is Kind.PERSON_NAME:
+        return _person_name(value)
+    if kind is Kind.INT or kind is Kind.TAG:
+        return int(value)
+    if kind is Kind.FLOAT:
+        return float(value)
+    if kind is Kind.DECIMAL:
+        return Decimal(int(value))
+    raise ValueError(kind)
+
+
+# -- the converter ---------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    """State of one file's conversion (never shared between files)."""
+
+    source: str | Path | IO[bytes]
+    options: HeaderOptions
+    signed_pixels: bool = False
+    _handle: IO[bytes] | None = field(default=None, repr=False)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Read a deferred value from the file."""
+        if self._handle is None:
+            if isinstance(self.source, str | Path):
+                self._handle = open(self.source, "rb")  # noqa: SIM115 - closed in close()
+            else:
+                self._handle = self.source
+        self._handle.seek(offset)
+        return self._handle.read(length)
+
+    def close(self) -> None:
+        if self._handle is not None and isinstance(self.source, str | Path):
+            self._handle.close()
+
+    # The raw bytes of one element -> a list of values (text or numbers).
+    def raw_values(self, elem: RawDataElement, vr: str, kind: Kind, enc: list[str]) -> list[Any]:
+        data = elem.value
+        if data is None:
+            data = self.read_at(elem.value_tell, elem.length) if elem.length else b""
+        if not data:
+            return []
+        fmt = _INT_FORMATS.get(vr) or _FLOAT_FORMATS.get(vr)
+        if fmt is not None:
+            size = struct.calcsize(fmt)
+            if len(data) % size:
+                raise _Unparsable([data.hex()])
+            order = "<" if elem.is_little_endian else ">"
+            numbers = list(struct.unpack(f"{order}{len(data) // size}{fmt}", data))
+            if vr == "AT":
+                if len(numbers) % 2:
+                    raise _Unparsable([data.hex()])
+                numbers = [(g << 16) | e for g, e in zip(numbers[::2], numbers[1::2], strict=True)]
+            return numbers
+        if data.isascii() and b"\x1b" not in data:
+            text = data.decode("ascii")
+        elif kind is Kind.PERSON_NAME:
+            decoded: Any = convert_PN(data, enc)
+            names = decoded if isinstance(decoded, MultiValue) else [decoded]
+            text = "\\".join("=".join(n.components) for n in names)
+        else:
+            text = decode_bytes(data, enc, TEXT_DELIMITERS)
+        if kind is Kind.LONG_TEXT:
+            text = text.rstrip("\x00 ")
+            return [text] if text else []
+        values = [v.strip("\x00 ") for v in text.split("\\")]
+        return [] if values == [""] else values
+
+    @staticmethod
+    def element_values(elem: DataElement, kind: Kind) -> list[Any]:
+        """Values of an element pydicom has already converted (file meta, mostly)."""
+        value = elem.value
+        if value is None or value == "" or value == b"":
+            return []
+        items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+        if kind in (Kind.INT, Kind.FLOAT, Kind.TAG, Kind.DECIMAL):
+            return [int(v) if kind is not Kind.FLOAT else float(v) for v in items]
+        return [str(v).strip("\x00 ") for v in items]
+
+    def dataset(self, ds: Dataset, enc: list[str], depth: int) -> Header:
+        """Convert one dataset (the file's, or a sequence item's) into a `Header`."""
+        values: dict[str, Any] = {}
+        types: dict[str, pa.DataType] = {}
+        other: list[dict[str, Any]] = []
+        bulk: list[dict[str, Any]] = []
+        creators: dict[int, str] = {}  # (group << 8 | block) -> private creator
+        if SPECIFIC_CHARACTER_SET in ds and depth > 0:
+            enc = _encodings(ds, enc)
+        # not ds.elements(): it reads deferred values (pixel data) into memory
+        for tag in sorted(ds.keys()):
+            elem = ds.get_item(tag, keep_deferred=True)
+            try:
+                self.element(elem, enc, depth, values, types, other, bulk, creators)
+            except _Unparsable as exc:
+                other.append({"Tag": tag_name(elem.tag), "Data": exc.raw})
+                _null_column(elem.tag, values, types)
+            except Exception:  # one bad element never costs the rest of the file
+                other.append({"Tag": tag_name(elem.tag), "Data": [_raw_text(elem)]})
+        if other:
+            values[OTHER_ELEMENTS], types[OTHER_ELEMENTS] = other, OTHER_ELEMENTS_TYPE
+        if bulk:
+            values[BULK_DATA], types[BULK_DATA] = bulk, BULK_DATA_TYPE
+        return Header(values, types)
+
+    def element(
+        self,
+        elem: DataElement | RawDataElement,
+        enc: list[str],
+        depth: int,
+        values: dict[str, Any],
+        types: dict[str, pa.DataType],
+        other: list[dict[str, Any]],
+        bulk: list[dict[str, Any]],
+        creators: dict[int, str],
+    ) -> None:
+        tag = elem.tag
+        spec = element_spec(tag)
+        vr = elem.VR
+        if vr is None or vr == "UN":
+            vr = _implicit_vr(tag, spec, creators)
+        if " or " in vr:  # ambiguous in the dictionary, the file was implicit VR
+            vr = "SS" if self.signed_pixels and "SS" in vr else vr.split(" or ")[0]
+            if spec is not None and spec.kind is Kind.BINARY:
+                vr = "OW"
+        kind = kind_of(vr)
+        if kind is Kind.SEQUENCE:
+            self.sequence(elem, spec, enc, depth, values, types, other)
+            return
+        if kind is Kind.BINARY:
+            length, offset = _extent(elem)
+            bulk.append({"Tag": tag_name(tag), "VR": vr, "Offset": offset, "Length": length})
+            return
+        if isinstance(elem, RawDataElement):
+            raw = self.raw_values(elem, vr, kind, enc)
+        else:
+            raw = self.element_values(elem, kind)
+        if spec is None:  # private or unknown: text in OtherElements
+            other.append({"Tag": tag_name(tag), "Data": [_text(v) for v in raw]})
+            if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF and raw:
+                creators[(tag >> 16) << 8 | (tag & 0xFF)] = str(raw[0])
+            return
+        if spec.kind is Kind.SEQUENCE or spec.kind is Kind.BINARY:
+            raise _Unparsable([_text(v) for v in raw])
+        if spec.kind is not kind and not _compatible(spec.kind, kind):
+            raise _Unparsable([_text(v) for v in raw])
+        try:
+            # an empty value among several stays "" in a text column, null otherwise
+            empty = "" if spec.kind in _TEXT_KINDS else None
+            typed = [empty if v == "" else _typed(spec.kind, vr, v) for v in raw]
+        except (ValueError, OverflowError, ArithmeticError):
+            raise _Unparsable([_text(v) for v in raw]) from None
+        value_type = spec.value_type
+        assert value_type is not None  # only binary and sequences have none
+        value: Any
+        if spec.multiple or len(typed) > 1:
+            value, column_type = typed, pa.list_(value_type)
+        else:
+            value, column_type = (typed[0] if typed else None), value_type
+        self.put(spec, tag, value, column_type, values, types)
+
+    def put(
+        self,
+        spec: ElementSpec | None,
+        tag: int,
+        value: Any,
+        column_type: pa.DataType,
+        values: dict[str, Any],
+        types: dict[str, pa.DataType],
+    ) -> None:
+        name = spec.keyword if spec is not None else tag_name(tag)
+        if spec is None or not spec.repeater:
+            values[name], types[name] = value, column_type
+            return
+        entry = {"Id": repeater_id(tag), "Value": value}
+        entry_type = repeater_type(column_type)
+        if name not in values:
+            values[name], types[name] = [entry], entry_type
+            return
+        merged = schema.join(types[name], entry_type)
+        values[name] = schema.conform(values[name], types[name], merged) + [
+            schema.conform(entry, entry_type.value_type, merged.value_type)
+        ]
+        types[name] = merged
+
+    def sequence(
+        self,
+        elem: DataElement | RawDataElement,
+        spec: ElementSpec | None,
+        enc: list[str],
+        depth: int,
+        values: dict[str, Any],
+        types: dict[str, pa.DataType],
+        other: list[dict[str, Any]],
+    ) -> None:
+        if depth + 1 > self.options.max_depth:
+            text = json.dumps(DataElement_to_json(elem), ensure_ascii=False)
+            other.append({"Tag": tag_name(elem.tag), "Data": [text]})
+            return
+        rows = [self.dataset(item, enc, depth + 1) for item in self.items(elem, enc)]
+        item_types = union(rows)
+        column_type = pa.list_(pa.struct(list(item_types.items())) if item_types else pa.null())
+        self.put(spec, elem.tag, [r.values for r in rows], column_type, values, types)
+
+    def items(self, elem: DataElement | RawDataElement, enc: list[str]) -> Sequence:
+        """The items of a sequence; pydicom leaves defined-length ones as raw bytes."""
+        if isinstance(elem, DataElement):
+            return elem.value
+        data = elem.value
+        if data is None:
+            data = self.read_at(elem.value_tell, elem.length)
+        return convert_SQ(
+            data, elem.is_implicit_VR, elem.is_little_endian, enc, offset=elem.value_tell
+        )
+
+
+def DataElement_to_json(elem: DataElement | RawDataElement) -> dict[str, Any]:  # noqa: N802
+    """DICOM JSON of a subtree kept as text (bulk data as a note, not its bytes)."""
+
+    def bulk(e: DataElement) -> str:
+        return f"bulk data: {e.VR}, {_extent(e)[0]} bytes"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = elem if isinstance(elem, DataElement) else convert_raw_data_element(elem)
+        return converted.to_json_dict(bulk, 1024)
+
+
+def _extent(elem: DataElement | RawDataElement) -> tuple[int, int | None]:
+    """(length, offset of the value in the file); length -1 when undefined."""
+    if isinstance(elem, RawDataElement):
+        length = -1 if elem.length == UNDEFINED_LENGTH else elem.length
+        return length, elem.value_tell
+    value = elem.value
+    length = len(value) if isinstance(value, bytes) else -1
+    return length, getattr(elem, "file_tell", None)
+
+
+def _null_column(tag: int, values: dict[str, Any], types: dict[str, pa.DataType]) -> None:
+    """A null in the column of an element whose value went to OtherElements: the
+    column exists with its dictionary type, whatever the value was."""
+    spec = element_spec(tag)
+    if spec is None or spec.repeater or spec.value_type is None or spec.keyword in values:
+        return
+    values[spec.keyword] = None
+    types[spec.keyword] = pa.list_(spec.value_type) if spec.multiple else spec.value_type
+
+
+def _implicit_vr(tag: int, spec: ElementSpec | None, creators: dict[int, str]) -> str:
+    """The VR of an element whose file gives none (implicit VR) or says UN."""
+    if spec is not None:
+        return spec.vr
+    group, element = tag >> 16, tag & 0xFFFF
+    if element == 0:
+        return "UL"  # group length
+    if group & 1:
+        if 0x10 <= element <= 0xFF:
+            return "LO"  # private creator
+        creator = creators.get(group << 8 | element >> 8)
+        if creator is not None:
+            try:
+                return str(private_dictionary_VR(tag, creator))
+            except KeyError:
+                pass
+    return "UN"
+
+
+def _compatible(column: Kind, found: Kind) -> bool:
+    """Whether a value of VR kind ``found`` can be read into a column of kind ``column``."""
+    text = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT, Kind.DATE, Kind.TIME, Kind.DATETIME}
+    numbers = {Kind.INT, Kind.FLOAT, Kind.DECIMAL, Kind.TAG}
+    if column in text or column is Kind.PERSON_NAME:
+        return found in text or found is Kind.PERSON_NAME
+    return column in numbers and (found in numbers or found is Kind.STRING)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _raw_text(elem: DataElement | RawDataElement) -> str:
+    value = elem.value
+    if isinstance(value, bytes):
+        return value.hex()
+    return "" if value is None else str(value)
+
+
+def _encodings(ds: Dataset, default: list[str]) -> list[str]:
+    elem = ds.get_item(SPECIFIC_CHARACTER_SET)
+    raw = elem.value
+    if isinstance(raw, bytes):
+        names: Any = [v.strip() for v in raw.decode("ascii", "replace").split("\\")]
+    else:
+        names = list(raw) if isinstance(raw, MultiValue | list) else [raw]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_encodings(names or default)
+
+
+def union(rows: list[Header]) -> dict[str, pa.DataType]:
+    """Merge the column types of many rows, and conform each row's values to them."""
+    merged: dict[str, pa.DataType] = {}
+    for row in rows:
+        for name, column_type in row.types.items():
+            old = merged.get(name)
+            if old is None:
+                merged[name] = column_type
+            elif old is not column_type and old != column_type:
+                merged[name] = schema.join(old, column_type)
+    for row in rows:
+        for name, column_type in row.types.items():
+            target = merged[name]
+            if target is not column_type and target != column_type:
+                row.values[name] = schema.conform(row.values[name], column_type, target)
+    return merged
+
+
+# -- files and batches -----------------------------------------------------------------
+
+
+def _looks_like_dicom(ds: Dataset) -> bool:
+    """A file read with force=True: does it hold a plausible DICOM dataset?"""
+    tags = list(ds.keys())
+    return (
+        bool(tags) and any(element_spec(t) is not None for t in tags[:8]) and tags[0] >> 16 < 0x7FE0
+    )
+
+
+def read_header(source: str | Path | IO[bytes], options: HeaderOptions | None = None) -> Header:
+    """Read one DICOM file's header into a `Header` (values and their Arrow types).
+
+    Parameters
+    ----------
+    source
+        Path or binary file object (seekable).
+    options
+        Conversion policy; `HeaderOptions` defaults when None.
+
+    Raises
+    ------
+    pydicom.errors.InvalidDicomError
+        If the file is not DICOM. Other errors of reading propagate too; use
+        `convert_file` to get a `FileError` instead.
+    """
+    options = options or HeaderOptions()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = dcmread(source, defer_size=options.defer_size)
+        except InvalidDicomError:
+            if not isinstance(source, str | Path):
+                source.seek(0)
+            ds = dcmread(source, defer_size=options.defer_size, force=True)
+            if not _looks_like_dicom(ds):
+                raise InvalidDicomError(
+                    "not a DICOM file: no preamble and no DICOM elements"
+                ) from None
+        converter = _File(source, options)
+        try:
+            enc = _encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
+            if PIXEL_REPRESENTATION in ds:
+                converter.signed_pixels = _pixel_representation(ds) == 1
+            meta = converter.dataset(ds.file_meta, enc, 0) if ds.file_meta else Header({}, {})
+            body = converter.dataset(ds, enc, 0)
+        finally:
+            converter.close()
+    for extra in (OTHER_ELEMENTS, BULK_DATA):
+        if extra in meta.values and extra in body.values:
+            body.values[extra] = meta.values.pop(extra) + body.values[extra]
+            meta.types.pop(extra)
+    meta.values.update(body.values)
+    meta.types.update(body.types)
+    return meta
+
+
+def _pixel_representation(ds: Dataset) -> int:
+    elem = ds.get_item(PIXEL_REPRESENTATION)
+    raw = elem.value
+    if isinstance(raw, bytes) and len(raw) == 2:
+        little = getattr(elem, "is_little_endian", True)
+        return int(struct.unpack("<H" if little else ">H", raw)[0])
+    return int(raw) if isinstance(raw, int) else 0
+
+
+def convert_file(
+    source: str | Path | IO[bytes], options: HeaderOptions | None = None, *, path: str = ""
+) -> Header | FileError:
+    """Like `read_header`, but a file that cannot be read becomes a `FileError`."""
+    label = path or str(source if isinstance(source, str | Path) else getattr(source, "name", ""))
+    try:
+        return read_header(source, options)
+    except Exception as exc:
+        return FileError(label, type(exc).__name__, safe_message(exc))
+
+
+def to_record_batch(rows: list[Header]) -> pa.RecordBatch:
+    """One RecordBatch with the union schema of ``rows`` (null-typed fields dropped)."""
+    merged = union(rows)
+    fields = [pa.field(n, t) for n, t in merged.items()]
+    arrow_schema = schema.drop_null_fields(pa.schema(fields))
+    return pa.RecordBatch.from_pylist([r.values for r in rows], schema=arrow_schema)
+
+
+def convert_files(
+    sources: Iterable[str | Path], options: HeaderOptions | None = None
+) -> tuple[pa.RecordBatch, list[str], list[FileError]]:
+    """Convert many files: (batch of rows, the path of each row, errors)."""
+    rows: list[Header] = []
+    paths: list[str] = []
+    errors: list[FileError] = []
+    for source in sources:
+        result = convert_file(source, options)
+        if isinstance(result, FileError):
+            errors.append(result)
+        else:
+            rows.append(result)
+            paths.append(str(source))
+    return to_record_batch(rows), paths, errors
+
+
+__all__ = [
+    "FileError",
+    "Header",
+    "HeaderOptions",
+    "convert_file",
+    "convert_files",
+    "read_header",
+    "to_record_batch",
+]

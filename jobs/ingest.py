@@ -1,0 +1,93 @@
+"""spark-submit jobs/ingest.py: keep a Delta table of DICOM headers up to date.
+
+    spark-submit --properties-file conf/spark-defaults.conf jobs/ingest.py \
+        --input DIR_OR_URI [--input ...] --table PATH
+
+Exit status 0 when the job ran (even if some files were bad: they are in the errors
+table), 2 when it could not run (bad arguments, table locked, Spark or Delta failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
+from pyspark.sql import SparkSession
+
+from dcm_spark.errors import DcmSparkError, safe_message
+from dcm_spark.header import HeaderOptions
+from dcm_spark.ingest import IngestOptions, run
+from dcm_spark.session import configure
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ingest.py", description="Ingest DICOM headers into an evolving Delta table."
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="DIR_OR_URI",
+        help="directory or file to ingest, recursively; local path or Hadoop URI "
+        "(repeat for several)",
+    )
+    parser.add_argument("--table", required=True, help="location of the Delta table")
+    parser.add_argument(
+        "--errors-table", help="location of the errors table (default: <table>_errors)"
+    )
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the table from every listed file instead of adding what is new",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=int,
+        default=15,
+        help="deepest sequence nesting kept as columns; deeper is kept as JSON (default 15)",
+    )
+    parser.add_argument(
+        "--files-per-task",
+        type=int,
+        default=2000,
+        help="most files one Spark task parses (default 2000)",
+    )
+    parser.add_argument("--summary-json", type=Path, help="also write the summary here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        options = IngestOptions(
+            inputs=tuple(args.input),
+            table=args.table,
+            errors_table=args.errors_table,
+            full_refresh=args.full_refresh,
+            header=HeaderOptions(max_depth=args.max_depth),
+            files_per_task=args.files_per_task,
+        )
+    except ValueError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 2
+    spark = configure(SparkSession.builder.appName("dcm-spark ingest")).getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    try:
+        summary = run(spark, options)
+    except (DcmSparkError, PySparkException, Py4JError) as exc:
+        print(f"ingest: the job could not run: {safe_message(exc, limit=2000)}", file=sys.stderr)
+        return 2
+    finally:
+        spark.stop()
+    if args.summary_json:
+        args.summary_json.write_text(summary.to_json())
+    print(summary.text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

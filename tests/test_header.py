@@ -1,0 +1,426 @@
+"""The header model against the reference schema and against pydicom read independently."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import struct
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pydicom
+import pytest
+from pydicom.datadict import get_entry
+from pydicom.datadict import mask_match as repeater_mask
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import DT, TM, PersonName
+
+from dcm_spark.header import FileError, Header, HeaderOptions, convert_file, to_record_batch
+from tests import corpus
+
+FIXTURES = Path(__file__).parent / "fixtures"
+#: Fields whose mode differs from the reference for a reason outside this project.
+MODE_EXCEPTIONS = {
+    # (0062,0009): VM 1 when the reference was exported, 1-n in pydicom 3's dictionary
+    # (the standard changed); the anchors' README names it as the one disagreement.
+    "SegmentSequence.SegmentAlgorithmName",
+}
+BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW", "US or SS or OW"}
+NAME_PARTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
+
+
+@pytest.fixture(scope="module")
+def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    files = corpus.all_files(tmp_path_factory.mktemp("corpus"))
+    return [f for f in files if f.name not in corpus.DELIBERATELY_BROKEN]
+
+
+@pytest.fixture(scope="module")
+def headers(corpus_files: list[Path]) -> dict[Path, Header | FileError]:
+    return {f: convert_file(f) for f in corpus_files}
+
+
+def read_independently(path: Path) -> Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, force=True)
+
+
+# -- conformance with the reference schema ---------------------------------------------
+
+BQ_TYPES = {
+    pa.string(): "STRING",
+    pa.int64(): "INTEGER",
+    pa.float64(): "FLOAT",
+    pa.date32(): "DATE",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP",
+}
+
+
+def bq_type(t: pa.DataType) -> tuple[str, str]:
+    """(BigQuery type, mode) of an Arrow type, as the export would write it."""
+    if pa.types.is_list(t):
+        return bq_type(t.value_type)[0], "REPEATED"
+    if pa.types.is_struct(t):
+        return "RECORD", "NULLABLE"
+    return BQ_TYPES.get(t, str(t)), "NULLABLE"
+
+
+def reference_fields() -> dict[str, tuple[str, str]]:
+    """Every field path of the reference schema -> (type, mode)."""
+    schema = json.loads((FIXTURES / "idc_dicom_all.schema.json").read_text())
+    out: dict[str, tuple[str, str]] = {}
+
+    def walk(prefix: str, fields: list[dict[str, Any]]) -> None:
+        for f in fields:
+            path = f"{prefix}{f['name']}"
+            # TM is stored as text here: Spark 4.2 / Delta 4.4 cannot hold TIME (dcm_spark.vr)
+            out[path] = ("STRING" if f["type"] == "TIME" else f["type"], f["mode"])
+            walk(path + ".", f.get("fields", []))
+
+    walk("", schema["schema"]["fields"])
+    return out
+
+
+def our_fields(types: dict[str, pa.DataType]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+
+    def walk(path: str, t: pa.DataType) -> None:
+        out[path] = bq_type(t)
+        inner = t.value_type if pa.types.is_list(t) else t
+        if pa.types.is_struct(inner):
+            for f in inner:
+                walk(f"{path}.{f.name}", f.type)
+
+    for name, t in types.items():
+        walk(name, t)
+    return out
+
+
+def test_types_and_modes_match_the_reference(headers: dict[Path, Header | FileError]) -> None:
+    reference = reference_fields()
+    exercised: set[str] = set()
+    mismatches = []
+    for path, header in headers.items():
+        assert isinstance(header, Header), f"{path.name}: {header}"
+        ds = read_independently(path)
+        for field_path, ours in our_fields(header.types).items():
+            expected = reference.get(field_path)
+            if expected is None or ours[0] == "null":  # empty sequence: no item type yet
+                continue
+            exercised.add(field_path)
+            if ours == expected or (field_path in MODE_EXCEPTIONS and ours[0] == expected[0]):
+                continue
+            # Mode follows the dictionary, except where a VM-1 element holds several
+            # values in this very file (the table promotes that column).
+            top = field_path.split(".")[0]
+            value = ds[top].value if top in ds else None
+            if ours == (expected[0], "REPEATED") and isinstance(value, MultiValue):
+                continue
+            mismatches.append((path.name, field_path, ours, expected))
+    print(f"\nreference fields exercised by the corpus: {len(exercised)} of {len(reference)}")
+    assert not mismatches
+    assert len(exercised) > 300
+
+
+# -- fidelity: every non-binary element is in the row ----------------------------------
+
+
+def canonical(value: Any) -> Any:
+    """pydicom's value of a text element, stripped as the standard allows."""
+    if isinstance(value, MultiValue | list):
+        return [canonical(v) for v in value]
+    if isinstance(value, str):
+        return value.strip(" \x00")
+    if isinstance(value, bytes):
+        return value
+    return value
+
+
+def expected_matches(elem: pydicom.DataElement, ours: Any) -> bool:
+    """Does our column value equal what pydicom read (with the column's type applied)?"""
+    value = elem.value
+    if value is None or value == "" or (isinstance(value, MultiValue | list) and not value):
+        return ours in (None, [])
+    values = list(value) if isinstance(value, MultiValue | list) else [value]
+    got = ours if isinstance(ours, list) else [ours]
+    if len(values) != len(got):
+        return False
+    return all(_one_matches(elem.VR, v, g) for v, g in zip(values, got, strict=True))
+
+
+def _one_matches(vr: str, value: Any, got: Any) -> bool:
+    if vr == "DA":
+        return got.strftime("%Y%m%d") == str(value).replace(".", "")
+    if vr == "TM":
+        # ACR-NEMA wrote "HH:MM:SS", which pydicom's TM does not take: drop the colons
+        return datetime.time.fromisoformat(got) == TM(str(value).replace(":", ""))
+    if vr == "DT":
+        expected = DT(str(value))
+        if expected.tzinfo is None:
+            expected = expected.replace(tzinfo=datetime.UTC)
+        return got == expected
+    if vr == "PN":
+        name = value if isinstance(value, PersonName) else PersonName(value)
+        groups = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), name.components, strict=False))
+        for group, text in groups.items():
+            parts = text.split("^") if text else []
+            mine = (got or {}).get(group) or {}
+            for part, expected_part in zip(NAME_PARTS, parts, strict=False):
+                if (mine.get(part) or "") != expected_part:
+                    return False
+        return True
+    if vr in ("DS", "IS"):
+        original = getattr(value, "original_string", None)
+        text = original if original is not None else str(value)
+        return got == text.strip(" \x00")
+    if isinstance(value, float):
+        return got == value
+    if isinstance(value, int):
+        return got == int(value)
+    return got == canonical(value)
+
+
+def in_other_elements(elem: pydicom.DataElement, row: dict[str, Any]) -> bool:
+    """Is the element in OtherElements, with its values as text (sequences: present)?"""
+    tag = f"Tag_{elem.tag:08X}"
+    found = [o["Data"] for o in row.get("OtherElements") or [] if o["Tag"] == tag]
+    if not found:
+        return False
+    return elem.VR == "SQ" or found[0] == expected_texts(elem)
+
+
+def expected_texts(elem: pydicom.DataElement) -> list[str]:
+    """pydicom's values of an element as the text OtherElements should hold."""
+    value = elem.value
+    if value is None or value == "":
+        return []
+    values = list(value) if isinstance(value, MultiValue | list) else [value]
+    texts = []
+    for v in values:
+        original = getattr(v, "original_string", None)
+        if original is not None:
+            texts.append(original.strip(" \x00"))
+        elif isinstance(v, int):
+            texts.append(str(int(v)))
+        else:
+            texts.append(str(v).strip(" \x00"))
+    return texts
+
+
+def missing_elements(ds: Dataset, row: dict[str, Any], depth: int, where: str) -> list[str]:
+    missing = []
+    for elem in ds:
+        label = f"{where}/{elem.tag}"
+        if elem.VR in BINARY_VRS:
+            continue
+        if elem.VR == "SQ":
+            key = elem.keyword or f"Tag_{elem.tag:08X}"
+            if depth + 1 > 15:
+                if not in_other_elements(elem, row):
+                    missing.append(label + " (deep subtree)")
+                continue
+            items = row.get(key)
+            if not elem.value:
+                continue
+            if items is None or len(items) != len(elem.value):
+                missing.append(label + " (items)")
+                continue
+            for i, (item, mine) in enumerate(zip(elem.value, items, strict=True)):
+                missing += missing_elements(item, mine or {}, depth + 1, f"{label}[{i}]")
+            continue
+        keyword = elem.keyword or (get_entry(elem.tag)[4] if repeater_mask(elem.tag) else "")
+        if elem.is_private or not keyword:
+            if not in_other_elements(elem, row):
+                missing.append(label + " (private)")
+            continue
+        ours = row.get(keyword)
+        if isinstance(ours, list) and ours and isinstance(ours[0], dict) and "Id" in ours[0]:
+            group = f"{elem.tag.group:04X}"
+            ours = next((e["Value"] for e in ours if e["Id"] in (group, f"{elem.tag:08X}")), None)
+        if expected_matches(elem, ours):
+            continue
+        if ours is None and in_other_elements(elem, row):
+            continue  # unparsable for its column type: kept as text
+        missing.append(f"{label} {elem.keyword}: {ours!r} != {elem.value!r}")
+    return missing
+
+
+def test_every_element_is_in_the_row(headers: dict[Path, Header | FileError]) -> None:
+    problems: dict[str, list[str]] = {}
+    for path, header in headers.items():
+        assert isinstance(header, Header)
+        ds = read_independently(path)
+        missing = missing_elements(ds.file_meta, header.values, 0, "meta")
+        missing += missing_elements(ds, header.values, 0, "")
+        if missing:
+            problems[path.name] = missing[:5]
+    print("\n".join(f"{k}: {v}" for k, v in problems.items()))
+    assert not problems
+    assert len(headers) > 200
+
+
+# -- specific behaviour ----------------------------------------------------------------
+
+
+def make_file(raw: dict[int, tuple[str, bytes]] | None = None, **elements: Any) -> bytes:
+    """A small Explicit VR Little Endian file with the given elements.
+
+    ``raw`` maps tags to (VR, bytes) written as they are, invalid or not.
+    """
+    ds = Dataset()
+    for tag, (vr, data) in (raw or {}).items():
+        ds[tag] = RawDataElement(Tag(tag), vr, len(data), data, 0, False, True)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["dcm-spark", *sorted(elements)])
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def header_of(data: bytes, **options: Any) -> Header:
+    result = convert_file(io.BytesIO(data), HeaderOptions(**options))
+    assert isinstance(result, Header), result
+    return result
+
+
+def test_unparsable_values_go_to_other_elements() -> None:
+    raw = {0x00080020: ("DA", b"2024130 "), 0x00200011: ("IS", b"1A")}
+    row = header_of(make_file(raw, AcquisitionDate="20240131"))
+    assert row.values["StudyDate"] is None
+    assert row.values["SeriesNumber"] is None
+    assert row.values["AcquisitionDate"] == datetime.date(2024, 1, 31)
+    other = {o["Tag"]: o["Data"] for o in row.values["OtherElements"]}
+    assert other["Tag_00080020"] == ["2024130"]
+    assert other["Tag_00200011"] == ["1A"]
+    # the column keeps its type whatever the value
+    assert row.types["StudyDate"] == pa.date32()
+
+
+def test_mode_follows_the_dictionary_not_the_data() -> None:
+    # ImageType is VM 2-n, WindowCenter 1-n: arrays even with one value
+    row = header_of(make_file(ImageType="ORIGINAL", WindowCenter="40", Rows=512))
+    assert row.values["ImageType"] == ["ORIGINAL"]
+    assert row.values["WindowCenter"] == ["40"]
+    assert row.values["Rows"] == 512
+    assert row.types["Rows"] == pa.int64()
+
+
+def test_elements_after_pixel_data_are_kept_and_pixels_are_not_read() -> None:
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.Rows, ds.Columns, ds.BitsAllocated = 256, 256, 16
+    ds.PixelData = b"\x01\x02" * 65536
+    ds.DigitalSignaturesSequence = [Dataset()]
+    ds.DigitalSignaturesSequence[0].MACIDNumber = 7
+    ds.DataSetTrailingPadding = b"\x00" * 16
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(out, implicit_vr=False, little_endian=True)
+    data = out.getvalue()
+    row = header_of(data, defer_size=1024)
+    assert row.values["DigitalSignaturesSequence"] == [{"MACIDNumber": 7}]
+    bulk = {b["Tag"]: b for b in row.values["_BulkData"]}
+    pixel = bulk["Tag_7FE00010"]
+    assert pixel["Length"] == 131072
+    assert data[pixel["Offset"] : pixel["Offset"] + 4] == b"\x01\x02\x01\x02"
+    assert "PixelData" not in row.values
+
+
+def test_deep_sequences_are_kept_as_json_text() -> None:
+    root = Dataset()
+    node = root
+    for level in range(5):
+        child = Dataset()
+        child.CodeValue = f"L{level + 1}"
+        node.ContentSequence = [child]
+        node = child
+    root.SOPInstanceUID = "1.2.3"
+    out = io.BytesIO()
+    root.save_as(out, implicit_vr=False, little_endian=True)
+    row = header_of(out.getvalue(), max_depth=3)
+    level3 = row.values["ContentSequence"][0]["ContentSequence"][0]["ContentSequence"][0]
+    assert level3["CodeValue"] == "L3"
+    (kept,) = level3["OtherElements"]
+    assert kept["Tag"] == "Tag_0040A730"
+    subtree = json.loads(kept["Data"][0])
+    assert subtree["vr"] == "SQ"
+    assert subtree["Value"][0]["00080100"]["Value"] == ["L4"]
+
+
+def test_private_elements_and_sequences() -> None:
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2.3"
+    block = ds.private_block(0x0029, "DCM-SPARK TEST", create=True)
+    block.add_new(0x10, "LO", "vendor text")
+    block.add_new(0x11, "US", [1, 2])
+    item = Dataset()
+    item.CodeValue = "X"
+    block.add_new(0x12, "SQ", [item])
+    out = io.BytesIO()
+    ds.save_as(out, implicit_vr=False, little_endian=True)
+    row = header_of(out.getvalue())
+    other = {o["Tag"]: o["Data"] for o in row.values["OtherElements"]}
+    assert other["Tag_00290010"] == ["DCM-SPARK TEST"]
+    assert other["Tag_00291010"] == ["vendor text"]
+    assert other["Tag_00291011"] == ["1", "2"]
+    assert row.values["Tag_00291012"] == [{"CodeValue": "X"}]
+
+
+def test_a_file_that_is_not_dicom_is_an_error_record(tmp_path: Path) -> None:
+    path = tmp_path / "notes.dcm"
+    path.write_text("PatientName: SMITH^JOHN")
+    result = convert_file(path)
+    assert isinstance(result, FileError)
+    assert result.path == str(path)
+    assert result.error_class == "InvalidDicomError"
+    assert "SMITH" not in result.message
+
+
+def test_truncated_file_is_an_error_record_without_patient_data(tmp_path: Path) -> None:
+    data = make_file(PatientName="SMITH^JOHN", PatientID="SECRET-ID-42")
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(data[: len(data) - 5])
+    result = convert_file(path)
+    if isinstance(result, FileError):
+        assert "SECRET-ID-42" not in result.message and "SMITH" not in result.message
+    else:  # pydicom reads up to the cut: what is before it is kept
+        assert result.values["SOPClassUID"] == "1.2.840.10008.5.1.4.1.1.7"
+        assert result.values["PatientName"]["Alphabetic"]["FamilyName"] == "SMITH"
+
+
+def test_binary_number_of_wrong_length_is_kept_as_hex() -> None:
+    data = bytearray(make_file(Rows=512))
+    # Rows (0028,0010) US: rewrite its length from 2 to 3 bytes and add a byte
+    at = data.index(b"\x28\x00\x10\x00US")
+    data[at + 6 : at + 10] = struct.pack("<H", 3) + data[at + 8 : at + 10]
+    data.insert(at + 10, 0xFF)
+    row = header_of(bytes(data))
+    assert row.values["Rows"] is None
+    other = {o["Tag"]: o["Data"] for o in row.values["OtherElements"]}
+    assert other["Tag_00280010"] == ["0002ff"]
+
+
+def test_batch_has_the_union_schema_and_promotes_vm1_to_array() -> None:
+    one = header_of(make_file(PatientAge="040Y"))
+    two = header_of(make_file({0x00101010: ("AS", b"040Y\\041Y")}, Modality="CT"))
+    batch = to_record_batch([one, two])
+    assert batch.schema.field("PatientAge").type == pa.list_(pa.string())
+    assert batch.column("PatientAge").to_pylist() == [["040Y"], ["040Y", "041Y"]]
+    assert batch.column("Modality").to_pylist() == [None, "CT"]

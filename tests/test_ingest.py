@@ -1,0 +1,253 @@
+"""The ingest job against a real local[2] session and real Delta tables."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from dcm_spark.ingest import IngestOptions, Summary, run
+from dcm_spark.table import TableLocked
+
+ROOT = Path(__file__).resolve().parent.parent
+DICOM_FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb.dcm"]
+
+
+def ingest(spark: Any, inputs: list[Path], table: Path, **kw: Any) -> Summary:
+    lines: list[str] = []
+    summary = run(
+        spark, IngestOptions(tuple(map(str, inputs)), str(table), **kw), report=lines.append
+    )
+    assert lines and lines[-1] == summary.text()
+    return summary
+
+
+def rows(spark: Any, table: Path, columns: str = "*") -> list[dict[str, Any]]:
+    result = spark.sql(f"SELECT {columns} FROM delta.`{table}`").collect()
+    return [r.asDict(recursive=True) for r in result]
+
+
+def sop_uid(path: Path) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return str(pydicom.dcmread(path, stop_before_pixels=True, force=True).SOPInstanceUID)
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    """DICOM files in nested folders, a DICOMDIR, a text file and an empty file."""
+    root = tmp_path / "in"
+    for i, name in enumerate(DICOM_FILES):
+        folder = root / f"series{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(get_testdata_file(name), folder / name)
+    shutil.copy(get_testdata_file("DICOMDIR"), root / "DICOMDIR")
+    (root / "notes.txt").write_text("not DICOM")
+    (root / "empty.dcm").write_bytes(b"")
+    return root
+
+
+def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    summary = ingest(spark, [tree], table)
+    listed = sorted(p for p in tree.rglob("*") if p.is_file())
+    assert summary.listed == len(listed) == 8
+    assert (summary.parsed, summary.failed) == (5, 3)
+    instances = rows(spark, table, "_path, SOPInstanceUID, _size, _run_id")
+    errors = rows(spark, Path(f"{table}_errors"), "_path, error_class, message")
+    seen = sorted(Path(r["_path"].removeprefix("file:")) for r in instances + errors)
+    assert seen == listed
+    by_name = {Path(r["_path"]).name: r for r in instances}
+    for name in DICOM_FILES:
+        path = next(tree.rglob(name))
+        assert by_name[name]["SOPInstanceUID"] == sop_uid(path)
+        assert by_name[name]["_size"] == path.stat().st_size
+        assert by_name[name]["_run_id"] == summary.run_id
+    classes = {Path(r["_path"]).name: r["error_class"] for r in errors}
+    assert classes["DICOMDIR"] == "DICOMDIR"
+    assert set(classes) == {"DICOMDIR", "notes.txt", "empty.dcm"}
+
+
+def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(spark, tree, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    first = ingest(spark, [tree], table)
+    versions = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count()
+
+    again = ingest(spark, [tree], table)
+    assert (again.new, again.changed, again.parsed, again.unchanged) == (0, 0, 0, 8)
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count() == versions
+
+    # a changed file replaces its row; a new file is appended
+    ct = next(tree.rglob("CT_small.dcm"))
+    ds = pydicom.dcmread(ct)
+    ds.StudyDescription = "touched"
+    ds.save_as(ct)
+    shutil.copy(get_testdata_file("emri_small.dcm"), tree / "series0" / "emri_small.dcm")
+    third = ingest(spark, [tree], table)
+    assert (third.new, third.changed, third.parsed) == (1, 1, 2)
+    table_rows = rows(spark, table, "_path, StudyDescription, _run_id")
+    assert len(table_rows) == first.parsed + 1
+    paths = [r["_path"] for r in table_rows]
+    assert len(paths) == len(set(paths))
+    touched = next(r for r in table_rows if r["_path"].endswith("CT_small.dcm"))
+    assert touched["StudyDescription"] == "touched"
+    assert touched["_run_id"] == third.run_id
+
+
+def test_full_refresh_rebuilds(spark, tree, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    ingest(spark, [tree], table)
+    refreshed = ingest(spark, [tree], table, full_refresh=True)
+    assert refreshed.parsed == 5
+    assert len(rows(spark, table, "_path")) == 5
+
+
+def write_age(path: Path, age: bytes, uid: str) -> None:
+    """A file whose PatientAge (VM 1) holds ``age`` as written, one value or several."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.tag import Tag
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = uid
+    ds[0x00101010] = RawDataElement(Tag(0x00101010), "AS", len(age), age, 0, False, True)
+    seq_item = Dataset()
+    seq_item.CodeValue = "T-D0050"
+    if b"\\" in age:  # the second batch's items also gain a field
+        seq_item.CodeMeaning = "Tissue"
+    ds.AnatomicRegionSequence = [seq_item]
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    path.write_bytes(out.getvalue())
+
+
+def test_promotion_across_runs_migrates_old_rows(spark, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    first, second = tmp_path / "run1", tmp_path / "run2"
+    first.mkdir()
+    second.mkdir()
+    write_age(first / "a.dcm", b"040Y", "1.2.826.0.1.1")
+    ingest(spark, [first], table)
+    assert (
+        spark.read.format("delta").load(str(table)).schema["PatientAge"].dataType.simpleString()
+        == "string"
+    )
+
+    write_age(second / "b.dcm", b"040Y\\041Y", "1.2.826.0.1.2")
+    summary = ingest(spark, [first, second], table)
+    assert [p["column_path"] for p in summary.promotions] == ["PatientAge"]
+    ages = {
+        r["SOPInstanceUID"]: r["PatientAge"]
+        for r in rows(spark, table, "SOPInstanceUID, PatientAge")
+    }
+    assert ages == {"1.2.826.0.1.1": ["040Y"], "1.2.826.0.1.2": ["040Y", "041Y"]}
+    meanings = rows(spark, table, "SOPInstanceUID, AnatomicRegionSequence[0].CodeMeaning AS m")
+    assert {r["SOPInstanceUID"]: r["m"] for r in meanings} == {
+        "1.2.826.0.1.1": None,
+        "1.2.826.0.1.2": "Tissue",
+    }
+    log = rows(spark, Path(f"{table}_promotions"))
+    assert [(r["column_path"], r["from_type"], r["to_type"], r["_run_id"]) for r in log] == [
+        ("PatientAge", "string", "list<item: string>", summary.run_id)
+    ]
+
+
+def test_two_runs_at_once_never_duplicate(spark, tree, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    outcomes: list[Any] = []
+
+    def one_run() -> None:
+        try:
+            outcomes.append(ingest(spark, [tree], table))
+        except TableLocked as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert any(isinstance(o, Summary) for o in outcomes)
+    for o in outcomes:
+        if isinstance(o, TableLocked):
+            assert "is being written by run" in str(o)
+    ingest(spark, [tree], table)  # whatever happened, a later run completes the table
+    paths = [r["_path"] for r in rows(spark, table, "_path")]
+    assert len(paths) == len(set(paths)) == 5
+
+
+def spark_submit(args: list[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = [
+        "spark-submit",
+        "--master",
+        "local[2]",
+        "--properties-file",
+        "conf/spark-defaults.conf",
+    ]
+    return subprocess.Popen(
+        [*command, "jobs/ingest.py", *args],
+        cwd=ROOT,
+        env=env,
+        # spark-submit's Python driver writes its stderr into spark-submit's stdout
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [6.0, 14.0, 22.0])
+def test_killed_driver_then_rerun_is_exactly_once(spark, tree, tmp_path, kill_after) -> None:
+    for i in range(40):  # more files, so the kill lands while there is work
+        shutil.copy(get_testdata_file("CT_small.dcm"), tree / f"copy{i}.dcm")
+        ds = pydicom.dcmread(tree / f"copy{i}.dcm")
+        ds.SOPInstanceUID = f"1.2.826.0.1.3.{i}"
+        ds.save_as(tree / f"copy{i}.dcm")
+    table = tmp_path / "dicom"
+    job = spark_submit(["--input", str(tree), "--table", str(table)])
+    time.sleep(kill_after)
+    if job.poll() is None:
+        os.killpg(job.pid, signal.SIGKILL)  # the driver and its Python workers
+    job.communicate()
+    summary = ingest(spark, [tree], table)
+    paths = [r["_path"] for r in rows(spark, table, "_path")]
+    assert len(paths) == len(set(paths)) == 45
+    errors = [r["_path"] for r in rows(spark, Path(f"{table}_errors"), "_path")]
+    assert len(errors) == len(set(errors)) == 3
+    assert summary.listed == 48
+
+
+@pytest.mark.slow
+def test_spark_submit_exit_codes(tree, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    summary_json = tmp_path / "summary.json"
+    ok = spark_submit(
+        ["--input", str(tree), "--table", str(table), "--summary-json", str(summary_json)]
+    )
+    out, _ = ok.communicate(timeout=300)
+    assert ok.returncode == 0, out.decode()[-2000:]
+    assert '"parsed": 5' in summary_json.read_text()
+    missing = spark_submit(["--input", str(tmp_path / "nowhere"), "--table", str(table)])
+    out, _ = missing.communicate(timeout=300)
+    assert missing.returncode == 2
+    assert b"ingest: the job could not run: [PATH_NOT_FOUND]" in out
