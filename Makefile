@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JARS_STAMP := .ivy2/.resolved
-SPARK_SUBMIT := PATH=$(abspath $(VENV))/bin:$$PATH \
+SPARK_SUBMIT = PATH=$(abspath $(VENV))/bin:$$PATH \
 	PYSPARK_PYTHON=$(abspath $(PY)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY)) \
 	spark-submit --properties-file conf/spark-defaults.conf --master '$(MASTER)'
 MASTER ?= local[*]
