@@ -63,6 +63,17 @@ TEXT_DELIMITERS = {0x0D, 0x0A, 0x09, 0x0C}  # reset ISO 2022 escapes (PS3.5 6.1.
 PN_DELIMITERS = TEXT_DELIMITERS | {0x5E, 0x3D}  # and ^ =
 
 _TEXT_KINDS = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT}
+# Column kinds whose values need converting from the element's text or numbers; the others
+# (strings, binary numbers) are used as read, except IS and DS, which are validated.
+_CONVERTED_KINDS = {Kind.DATE, Kind.TIME, Kind.DATETIME, Kind.PERSON_NAME, Kind.DECIMAL}
+_VALIDATED = {"IS", "DS"}
+
+
+def _empty(kind: Kind) -> Any:
+    """An empty value among several: "" in a text column, null otherwise."""
+    return "" if kind in _TEXT_KINDS else None
+
+
 _INT_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "SV": "q", "UV": "Q", "AT": "H"}
 _FLOAT_FORMATS = {"FL": "f", "FD": "d"}
 _IS = re.compile(r"[+-]?\d+")
@@ -277,9 +288,10 @@ class _File:
         creators: dict[int, str] = {}  # (group << 8 | block) -> private creator
         if SPECIFIC_CHARACTER_SET in ds and depth > 0:
             enc = _encodings(ds, enc)
-        # not ds.elements(): it reads deferred values (pixel data) into memory
-        for tag in sorted(ds.keys()):
-            elem = ds.get_item(tag, keep_deferred=True)
+        # Not ds.elements(): it reads deferred values (pixel data) into memory, and
+        # ds.get_item(tag, keep_deferred=True) per tag costs a fifth of the conversion.
+        # The private _dict holds the elements in file order (pydicom is pinned to 3.0).
+        for elem in ds._dict.values():
             try:
                 self.element(elem, enc, depth, values, types, other, bulk, creators)
             except _Unparsable as exc:
@@ -307,13 +319,16 @@ class _File:
         tag = elem.tag
         spec = element_spec(tag)
         vr = elem.VR
-        if vr is None or vr == "UN":
-            vr = _implicit_vr(tag, spec, creators)
-        if " or " in vr:  # ambiguous in the dictionary, the file was implicit VR
-            vr = "SS" if self.signed_pixels and "SS" in vr else vr.split(" or ")[0]
-            if spec is not None and spec.kind is Kind.BINARY:
-                vr = "OW"
-        kind = kind_of(vr)
+        if spec is not None and vr == spec.vr:
+            kind = spec.kind  # the common case: the file says what the dictionary says
+        else:
+            if vr is None or vr == "UN":
+                vr = _implicit_vr(tag, spec, creators)
+            if " or " in vr:  # ambiguous in the dictionary, the file was implicit VR
+                vr = "SS" if self.signed_pixels and "SS" in vr else vr.split(" or ")[0]
+                if spec is not None and spec.kind is Kind.BINARY:
+                    vr = "OW"
+            kind = kind_of(vr)
         if kind is Kind.SEQUENCE:
             self.sequence(elem, spec, enc, depth, values, types, other)
             return
@@ -321,32 +336,31 @@ class _File:
             length, offset = _extent(elem)
             bulk.append({"Tag": tag_name(tag), "VR": vr, "Offset": offset, "Length": length})
             return
-        if isinstance(elem, RawDataElement):
-            raw = self.raw_values(elem, vr, kind, enc)
-        else:
+        if isinstance(elem, DataElement):
             raw = self.element_values(elem, kind)
+        else:
+            raw = self.raw_values(elem, vr, kind, enc)
         if spec is None:  # private or unknown: text in OtherElements
             other.append({"Tag": tag_name(tag), "Data": [_text(v) for v in raw]})
             if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF and raw:
                 creators[(tag >> 16) << 8 | (tag & 0xFF)] = str(raw[0])
             return
-        if spec.kind is Kind.SEQUENCE or spec.kind is Kind.BINARY:
+        column_kind = spec.kind
+        if column_kind is not kind and not _compatible(column_kind, kind):
             raise _Unparsable([_text(v) for v in raw])
-        if spec.kind is not kind and not _compatible(spec.kind, kind):
-            raise _Unparsable([_text(v) for v in raw])
-        try:
-            # an empty value among several stays "" in a text column, null otherwise
-            empty = "" if spec.kind in _TEXT_KINDS else None
-            typed = [empty if v == "" else _typed(spec.kind, vr, v) for v in raw]
-        except (ValueError, OverflowError, ArithmeticError):
-            raise _Unparsable([_text(v) for v in raw]) from None
-        value_type = spec.value_type
-        assert value_type is not None  # only binary and sequences have none
+        typed = raw
+        if column_kind in _CONVERTED_KINDS or (column_kind is not kind) or vr in _VALIDATED:
+            try:
+                typed = [
+                    _typed(column_kind, vr, v) if v != "" else _empty(column_kind) for v in raw
+                ]
+            except (ValueError, OverflowError, ArithmeticError):
+                raise _Unparsable([_text(v) for v in raw]) from None
         value: Any
         if spec.multiple or len(typed) > 1:
-            value, column_type = typed, pa.list_(value_type)
+            value, column_type = typed, spec.list_type
         else:
-            value, column_type = (typed[0] if typed else None), value_type
+            value, column_type = (typed[0] if typed else None), spec.value_type
         self.put(spec, tag, value, column_type, values, types)
 
     def put(

@@ -125,11 +125,8 @@ class ElementSpec:
     kind: Kind
     multiple: bool  # dictionary VM other than "1"
     repeater: bool  # in a repeating group (60xx overlays, 50xx curves) or element range
-
-    @property
-    def value_type(self) -> pa.DataType | None:
-        """Type of one value (None for binary and sequences)."""
-        return KIND_TYPE.get(self.kind)
+    value_type: pa.DataType | None  # type of one value (None for binary and sequences)
+    list_type: pa.DataType | None  # array of value_type
 
 
 @lru_cache(maxsize=8192)
@@ -150,7 +147,10 @@ def element_spec(tag: int) -> ElementSpec | None:
     if entry is None or not entry[4]:
         return None
     vr, vm, _name, _retired, keyword = entry
-    return ElementSpec(keyword, vr, kind_of(vr), vm != "1", repeater)
+    kind = kind_of(vr)
+    value_type = KIND_TYPE.get(kind)
+    list_type = None if value_type is None else pa.list_(value_type)
+    return ElementSpec(keyword, vr, kind, vm != "1", repeater, value_type, list_type)
 
 
 def repeater_id(tag: int) -> str:
