@@ -16,7 +16,8 @@ FORMAT ?= text
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql schema clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql schema bench clean
+BENCH_FILES ?= 30000
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +65,9 @@ demo: setup ## set up, ingest pydicom's test files into ./warehouse/dicom, show 
 	$(SPARK_SUBMIT) jobs/schema.py --table warehouse/dicom | head -40
 	$(SPARK_SUBMIT) jobs/query.py --table warehouse/dicom \
 		"SELECT Modality, count(*) AS instances, count(DISTINCT SeriesInstanceUID) AS series FROM dicom GROUP BY Modality ORDER BY instances DESC"
+
+bench: setup ## measure ingest against baselines on BENCH_FILES generated files
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
 
 clean: ## remove the venv, caches and local tables (keeps nothing you made by hand)
 	rm -rf $(VENV) .ivy2 warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis

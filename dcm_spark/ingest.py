@@ -356,22 +356,17 @@ def run(
         stage("listed", summary.listed, t)
 
         todo = listing
-        old_schema = None if options.full_refresh else table.arrow_schema(spark, target)
-        changed: list[str] = []
+        in_table = None if options.full_refresh else _known(spark, target)
         if not options.full_refresh:
-            for known in (_known(spark, target), _known(spark, errors_target)):
+            for known in (in_table, _known(spark, errors_target)):
                 if known is not None:
                     todo = todo.join(known, ["_path", "_size", "_mtime"], "left_anti")
-            in_table = _known(spark, target)
-            if in_table is not None:
-                changed = [
-                    r[0]
-                    for r in todo.join(in_table.select("_path"), "_path", "left_semi")
-                    .distinct()
-                    .collect()
-                ]
         todo = todo.cache()
         n_todo = todo.count()
+        changed: list[str] = []
+        if n_todo and in_table is not None:
+            semi = todo.join(in_table.select("_path"), "_path", "left_semi").distinct()
+            changed = [r[0] for r in semi.collect()]
         summary.changed = len(changed)
         summary.new = n_todo - len(changed)
         summary.unchanged = summary.listed - n_todo
@@ -394,6 +389,7 @@ def run(
             summary.failed = len(failures)
             stage("parsed", n_todo, t)
             t = time.perf_counter()
+            old_schema = None if in_table is None else table.arrow_schema(spark, target)
             _write(spark, options, summary, parts, old_schema, changed, run_id, ingested_at)
             stage("written", summary.rows_written, t)
             _record_errors(spark, errors_target, failures, run_id, ingested_at)

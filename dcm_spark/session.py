@@ -37,6 +37,10 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.maxRecordsPerBatch": "1000",
     "spark.sql.session.timeZone": "UTC",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    # Delta's log of this table is small: 50 partitions to replay it cost seconds a run.
+    "spark.databricks.delta.snapshotPartitions": "2",
+    # List directories on the driver below 1024 of them, not with a Spark job per run.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
 }
 
 

@@ -1,0 +1,354 @@
+"""``make bench``: ingest throughput against baselines measured in the same run.
+
+    python -m bench.run --files 30000 [--work DIR] [--out bench/results]
+
+On one generated corpus (bench/corpus.py) it measures:
+
+- B0, the read floor: ``dcmread(stop_before_pixels=True)``, touching no value, 2 processes;
+- B1, the naive approach: dcmread + ``to_json_dict()``, then pyarrow, then one Parquet
+  file, 2 processes;
+- P: ``spark-submit jobs/ingest.py`` into a new Delta table on ``local[2]``; Spark's
+  start-up is timed on its own (an empty job) and reported apart;
+- P-noop: the same ingest again, nothing new; P-inc: again with 1% new files;
+- peak memory (RSS) of the driver JVM and of the Python workers during P, sampled from /proc;
+- the converter alone on a header with ~18,000 elements and on a 100 MB multi-frame file.
+
+Results go to ``bench/results/<date>-<files>.json`` with the machine's facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from bench.corpus import generate
+from dcm_spark.header import Header, HeaderOptions, convert_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- baselines ---------------------------------------------------------------------------
+
+
+def _bare(path: str) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    return 1
+
+
+def _naive(paths: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in paths:
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+                doc = ds.to_json_dict(
+                    bulk_data_threshold=1024, bulk_data_element_handler=lambda e: ""
+                )
+                rows.append({"path": path, "header": json.dumps(doc)})
+            except Exception as exc:
+                rows.append({"path": path, "header": None, "error": type(exc).__name__})
+    return rows
+
+
+def baseline_b0(files: list[str]) -> float:
+    start = time.perf_counter()
+    with multiprocessing.Pool(2) as pool:
+        sum(pool.imap_unordered(_bare, files, chunksize=64))
+    return time.perf_counter() - start
+
+
+def baseline_b1(files: list[str], out: Path) -> float:
+    start = time.perf_counter()
+    chunks = [files[i : i + 256] for i in range(0, len(files), 256)]
+    with multiprocessing.Pool(2) as pool:
+        rows = [r for part in pool.imap(_naive, chunks) for r in part]
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, out)
+    return time.perf_counter() - start
+
+
+# -- the job -----------------------------------------------------------------------------
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the Spark driver JVM and of the Python workers, read from /proc."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peaks = {"driver_jvm_mb": 0.0, "python_driver_mb": 0.0, "python_worker_mb": 0.0}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                rss = next(
+                    (int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS")), 0
+                )
+                key = None
+                if b"org.apache.spark.deploy.SparkSubmit" in cmd:
+                    key = "driver_jvm_mb"
+                elif b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
+                    key = "python_worker_mb"
+                elif b"jobs/ingest.py" in cmd and b"java" not in cmd:
+                    key = "python_driver_mb"
+                if key:
+                    self.peaks[key] = max(self.peaks[key], rss / 1024)
+
+
+def spark_submit(script: str, *args: str) -> tuple[float, dict[str, float]]:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = [
+        "spark-submit",
+        "--master",
+        "local[2]",
+        "--properties-file",
+        "conf/spark-defaults.conf",
+    ]
+    sampler = MemorySampler()
+    sampler.start()
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command, script, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    sampler.stop.set()
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return seconds, sampler.peaks
+
+
+# -- extreme files -----------------------------------------------------------------------
+
+
+def big_header(path: Path, frames: int = 1500) -> int:
+    """An enhanced multi-frame header with ~12 elements per frame (18,000 at 1500 frames)."""
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["bench", "big-header"])
+    ds.NumberOfFrames = frames
+    groups = []
+    for i in range(frames):
+        item = Dataset()
+        position = Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, float(i)]
+        item.PlanePositionSequence = [position]
+        content = Dataset()
+        content.InStackPositionNumber = i + 1
+        content.DimensionIndexValues = [1, i + 1]
+        content.FrameAcquisitionNumber = i
+        item.FrameContentSequence = [content]
+        voi = Dataset()
+        voi.WindowCenter = "40"
+        voi.WindowWidth = "400"
+        item.FrameVOILUTSequence = [voi]
+        groups.append(item)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    _save(ds, path)
+    return sum(1 for _ in ds.iterall())
+
+
+def big_pixels(path: Path, megabytes: int = 100) -> int:
+    """A multi-frame file with ``megabytes`` of pixel data, and an element after it."""
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["bench", "big-pixels"])
+    ds.Rows = ds.Columns = 512
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.SamplesPerPixel = 1
+    ds.PixelRepresentation = 0
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    frames = megabytes * 2**20 // (512 * 512 * 2)
+    ds.NumberOfFrames = frames
+    ds.PixelData = np.zeros(frames * 512 * 512, dtype=np.uint16).tobytes()
+    ds.DataSetTrailingPadding = b"\0" * 8
+    _save(ds, path)
+    return path.stat().st_size
+
+
+def _save(ds: Dataset, path: Path) -> None:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
+def converter_alone(path: Path) -> dict[str, float]:
+    tracemalloc.start()
+    start = time.perf_counter()
+    result = convert_file(path, HeaderOptions())
+    seconds = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert isinstance(result, Header), result
+    return {"seconds": round(seconds, 3), "peak_python_mb": round(peak / 2**20, 1)}
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        int(x.split()[1])
+        for x in Path("/proc/meminfo").read_text().splitlines()
+        if x.startswith("MemTotal")
+    )
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[
+        0
+    ]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem / 2**20, 1),
+        "python": platform.python_version(),
+        "java": java,
+        "pyspark": __import__("pyspark").__version__,
+        "pydicom": pydicom.__version__,
+        "pyarrow": pa.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=30000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="dcm-spark-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    }
+    results["machine"] = machine()
+    try:
+        corpus = work / "corpus"
+        start = time.perf_counter()
+        files = [str(p) for p in generate(corpus, args.files, seed=args.seed)]
+        size = sum(os.path.getsize(f) for f in files)
+        results["corpus"] = {
+            "files": len(files),
+            "bytes": size,
+            "generated_s": round(time.perf_counter() - start, 1),
+        }
+        print(f"corpus: {len(files)} files, {size / 2**30:.2f} GiB", flush=True)
+
+        b0 = baseline_b0(files)
+        print(f"B0: {len(files) / b0:.0f} files/s", flush=True)
+        b1 = baseline_b1(files, work / "naive.parquet")
+        print(f"B1: {len(files) / b1:.0f} files/s", flush=True)
+
+        startup, _ = spark_submit("bench/startup.py")
+        table = work / "table"
+        summary_json = work / "summary.json"
+        ingest_args = [
+            "--input",
+            str(corpus),
+            "--table",
+            str(table),
+            "--summary-json",
+            str(summary_json),
+        ]
+        p_total, memory = spark_submit("jobs/ingest.py", *ingest_args)
+        p_summary = json.loads(summary_json.read_text())
+        print(f"P: {p_total:.1f} s wall ({startup:.1f} s start-up)", flush=True)
+        noop_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
+        noop_summary = json.loads(summary_json.read_text())
+        extra = max(1, args.files // 100)
+        generate(corpus / "increment", extra, seed=args.seed + 1)
+        inc_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
+        inc_summary = json.loads(summary_json.read_text())
+
+        n = len(files)
+        p_work = p_total - startup
+        results["seconds"] = {
+            "B0": round(b0, 2),
+            "B1": round(b1, 2),
+            "spark_startup": round(startup, 2),
+            "P_wall": round(p_total, 2),
+            "P_in_job": p_summary["seconds"],
+            "P_noop_wall": round(noop_total, 2),
+            "P_noop_in_job": noop_summary["seconds"],
+            "P_inc_wall": round(inc_total, 2),
+            "P_inc_in_job": inc_summary["seconds"],
+        }
+        results["files_per_s"] = {
+            "B0": round(n / b0),
+            "B1": round(n / b1),
+            "P_wall": round(n / p_total),
+            "P_without_startup": round(n / p_work),
+        }
+        results["ratios"] = {
+            "P_over_B0": round(b0 / p_work, 3),
+            "P_over_B1": round(b1 / p_work, 3),
+            "P_wall_over_B0": round(b0 / p_total, 3),
+            "P_wall_over_B1": round(b1 / p_total, 3),
+            "P_noop_over_P": round(noop_summary["seconds"] / p_summary["seconds"], 3),
+            "P_inc_over_P": round(inc_summary["seconds"] / p_summary["seconds"], 3),
+            "inc_files_fraction": round(extra / n, 3),
+        }
+        results["peak_memory_mb"] = {k: round(v) for k, v in memory.items()}
+        results["summaries"] = {"P": p_summary, "P_noop": noop_summary, "P_inc": inc_summary}
+        for key in ("P", "P_noop", "P_inc"):
+            results["summaries"][key].pop("columns_added", None)
+
+        elements = big_header(work / "big_header.dcm")
+        results["big_header"] = {"elements": elements, **converter_alone(work / "big_header.dcm")}
+        big = big_pixels(work / "big_pixels.dcm")
+        results["big_pixels"] = {"bytes": big, **converter_alone(work / "big_pixels.dcm")}
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"{results['date'][:10]}-{args.files}.json"
+    (args.out / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        json.dumps({k: results[k] for k in ("files_per_s", "ratios", "peak_memory_mb")}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
