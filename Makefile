@@ -16,7 +16,13 @@ FORMAT ?= text
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql schema bench clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql schema bench package clean
+PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
+# On a cluster the executors get the library (--py-files) and a packed Python
+# environment (--archives, unpacked as ./environment next to each executor).
+CLUSTER_ARGS = $(if $(filter local%,$(MASTER)),,--py-files dist/dcm_spark.zip \
+	--archives dist/dcm_spark_env.tar.gz\#environment --conf spark.pyspark.python=./environment/bin/python \
+	--conf spark.pyspark.driver.python=$(abspath $(PY)))
 BENCH_FILES ?= 30000
 
 help: ## list the targets
@@ -50,9 +56,9 @@ pytest: setup ## pytest only (PYTEST_ARGS="-m 'not slow'" to narrow)
 
 test: setup lint typecheck pytest ## set up, then lint, type-check and run every test
 
-ingest: setup ## ingest INPUT=dir-or-uri into TABLE=path (MASTER=spark://host:port)
+ingest: setup $(if $(filter local%,$(MASTER)),,package) ## ingest INPUT=dir-or-uri into TABLE=path (MASTER=spark://host:port)
 	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=dir-or-uri [TABLE=path]"; exit 2; }
-	$(SPARK_SUBMIT) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE)
+	$(SPARK_SUBMIT) $(CLUSTER_ARGS) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE)
 
 sql: setup ## run SQL="..." on TABLE (views dicom, dicom_errors); FORMAT=text|csv|json
 	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) "$(SQL)"
@@ -69,5 +75,18 @@ demo: setup ## set up, ingest pydicom's test files into ./warehouse/dicom, show 
 bench: setup ## measure ingest against baselines on BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
 
+package: $(PACKAGE) ## build what spark-submit ships to a cluster (dist/, not committed)
+
+dist/dcm_spark.zip: $(STAMP) $(wildcard dcm_spark/*.py)
+	mkdir -p dist
+	rm -f $@ && $(PY) -c 'import zipfile, pathlib; z = zipfile.ZipFile("$@", "w", zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path("dcm_spark").glob("*.py"))]'
+
+dist/dcm_spark_env.tar.gz: $(STAMP) pyproject.toml
+	mkdir -p dist build
+	rm -rf build/pack-venv
+	$(PYTHON) -m venv build/pack-venv
+	build/pack-venv/bin/pip install --quiet venv-pack $$($(PY) -m pip freeze | grep -iE '^(pydicom|pyarrow|numpy|pandas|python-dateutil|pytz|tzdata|six)==')
+	build/pack-venv/bin/venv-pack --quiet --force -p build/pack-venv -o $@
+
 clean: ## remove the venv, caches and local tables (keeps nothing you made by hand)
-	rm -rf $(VENV) .ivy2 warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .ivy2 build dist warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis

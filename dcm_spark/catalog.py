@@ -7,7 +7,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import dictionary_description, keyword_dict
+from pydicom.datadict import dictionary_description, dictionary_VR, keyword_dict
 
 from dcm_spark import table
 from dcm_spark.vr import BULK_DATA, OTHER_ELEMENTS
@@ -29,14 +29,109 @@ META_DESCRIPTIONS = {
 
 
 def register(spark: SparkSession, path: str) -> list[str]:
-    """Register the table as ``dicom`` and its errors as ``dicom_errors`` (temp views)."""
+    """Register the table and its views for Spark SQL; return the names registered.
+
+    - ``dicom``: the table, one row per instance;
+    - ``dicom_typed``: the same with every DS as double and every IS as bigint, at any
+      depth (values that do not parse are null);
+    - ``dicom_series`` and ``dicom_studies``: one row per SeriesInstanceUID and per
+      StudyInstanceUID, with the instance count and every scalar value that all the
+      instances share (null where they differ). Views: current after every ingest;
+    - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
+    """
     path = table.absolute(path)
     names = []
-    for name, location in (("dicom", path), ("dicom_errors", table.errors_path(path))):
+    if table.exists(spark, path):
+        df = spark.read.format("delta").load(path)
+        df.createOrReplaceTempView("dicom")
+        df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
+        names += ["dicom", "dicom_typed"]
+        for name, key in (
+            ("dicom_series", "SeriesInstanceUID"),
+            ("dicom_studies", "StudyInstanceUID"),
+        ):
+            if key in df.columns:
+                spark.sql(shared_values_sql(df.schema, key)).createOrReplaceTempView(name)
+                names.append(name)
+    side = (
+        ("dicom_errors", table.errors_path(path)),
+        ("dicom_promotions", table.promotions_path(path)),
+    )
+    for name, location in side:
         if table.exists(spark, location):
             spark.read.format("delta").load(location).createOrReplaceTempView(name)
             names.append(name)
     return names
+
+
+# -- typed numbers: DS -> double, IS -> bigint ---------------------------------------------
+
+_NUMBER_VRS = {"DS": "double", "IS": "bigint"}
+
+
+def _number_type(name: str) -> str | None:
+    tag = keyword_dict.get(name)
+    return None if tag is None else _NUMBER_VRS.get(dictionary_VR(tag))
+
+
+def _typed_expr(name: str, data_type: DataType, ref: str, depth: int) -> str | None:
+    """Spark SQL converting the DS and IS values under ``ref``; None if there are none."""
+    from pyspark.sql.types import ArrayType, StringType, StructType
+
+    element = data_type.elementType if isinstance(data_type, ArrayType) else data_type
+    if isinstance(element, StringType):
+        target = _number_type(name)
+        if target is None:
+            return None
+        if isinstance(data_type, ArrayType):
+            return f"transform({ref}, v{depth} -> try_cast(v{depth} AS {target}))"
+        return f"try_cast({ref} AS {target})"
+    if not isinstance(element, StructType) or name in ("OtherElements", "_BulkData"):
+        return None
+    item = f"i{depth}" if isinstance(data_type, ArrayType) else ref
+    parts, changed = [], False
+    for f in element.fields:
+        inner = _typed_expr(f.name, f.dataType, f"{item}.`{f.name}`", depth + 1)
+        changed |= inner is not None
+        parts.append(f"'{f.name}', {inner or f'{item}.`{f.name}`'}")
+    if not changed:
+        return None
+    struct = f"named_struct({', '.join(parts)})"
+    if isinstance(data_type, ArrayType):
+        return f"transform({ref}, {item} -> {struct})"
+    return f"CASE WHEN {ref} IS NULL THEN NULL ELSE {struct} END"
+
+
+def typed_columns(schema: StructType) -> list[str]:
+    """Select expressions of ``dicom_typed``: every column, DS and IS as numbers."""
+    out = []
+    for f in schema.fields:
+        expr = _typed_expr(f.name, f.dataType, f"`{f.name}`", 0)
+        out.append(f"{expr} AS `{f.name}`" if expr else f"`{f.name}`")
+    return out
+
+
+# -- series and studies ----------------------------------------------------------------------
+
+_SERIES_SKIP = {"_path", "_size", "_mtime", "_ingested_at", "_run_id"}
+
+
+def shared_values_sql(schema: StructType, key: str) -> str:
+    """One row per ``key``: instance count, and each scalar column all instances share."""
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    columns = [
+        f"CASE WHEN count(DISTINCT `{f.name}`) = 1 AND count(`{f.name}`) = count(*) "
+        f"THEN min(`{f.name}`) END AS `{f.name}`"
+        for f in schema.fields
+        if f.name != key
+        and f.name not in _SERIES_SKIP
+        and not isinstance(f.dataType, ArrayType | MapType | StructType)
+    ]
+    body = ",\n  ".join(
+        [f"`{key}`", "count(*) AS instances", "max(_ingested_at) AS last_ingested_at", *columns]
+    )
+    return f"SELECT\n  {body}\nFROM dicom\nWHERE `{key}` IS NOT NULL\nGROUP BY `{key}`"
 
 
 def render(df: DataFrame, fmt: str = "text", limit: int = 1000) -> str:

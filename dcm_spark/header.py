@@ -37,7 +37,7 @@ from pydicom.sequence import Sequence
 from pydicom.values import convert_PN, convert_SQ
 
 from dcm_spark import schema
-from dcm_spark.errors import safe_message
+from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.vr import (
     BULK_DATA,
     BULK_ELEMENT,
@@ -559,6 +559,8 @@ def read_header(source: str | Path | IO[bytes], options: HeaderOptions | None = 
                 raise InvalidDicomError(
                     "not a DICOM file: no preamble and no DICOM elements"
                 ) from None
+        if not ds.keys():  # pydicom drops what it read when a file ends early (3.0.2)
+            raise TruncatedFile("no data set element could be read after the file meta")
         converter = _File(source, options)
         try:
             enc = _encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
@@ -575,6 +577,10 @@ def read_header(source: str | Path | IO[bytes], options: HeaderOptions | None = 
     meta.values.update(body.values)
     meta.types.update(body.types)
     return meta
+
+
+class TruncatedFile(DcmSparkError, EOFError):
+    """A file whose data set ends before its first element could be read."""
 
 
 def _pixel_representation(ds: Dataset) -> int:

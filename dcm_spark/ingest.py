@@ -29,11 +29,12 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from dcm_spark import schema, table
+from dcm_spark import listing, schema, table
+from dcm_spark.deidentify import Policy, apply
 from dcm_spark.header import FileError, Header, HeaderOptions, convert_file, to_record_batch
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 META_SCHEMA = pa.schema(
@@ -58,6 +59,7 @@ STAGED_SCHEMA = pa.schema(
         ("arrow_schema", pa.binary()),
     ]
 )
+ROWS_PER_FILE = 20000
 STAGED_DDL = (
     "kind string, _path string, _size bigint, _mtime timestamp, error_class string, "
     "message string, staged string, n_rows bigint, arrow_schema binary"
@@ -80,6 +82,9 @@ class IngestOptions:
         Rebuild the table from every listed file instead of adding what is new.
     header
         Conversion policy for the workers.
+    privacy
+        De-identification and excluded columns, applied on the workers before anything is
+        written; None keeps every element.
     files_per_batch
         Files converted into one staged Arrow batch.
     files_per_task
@@ -91,6 +96,7 @@ class IngestOptions:
     errors_table: str | None = None
     full_refresh: bool = False
     header: HeaderOptions = field(default_factory=HeaderOptions)
+    privacy: Policy | None = None
     files_per_batch: int = 200
     files_per_task: int = 2000
 
@@ -117,6 +123,7 @@ class Summary:
     columns_added: list[str] = field(default_factory=list)
     promotions: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -174,7 +181,11 @@ def convert_file_error(uri: str, exc: BaseException) -> FileError:
 
 
 def parse_partition(
-    batches: Iterator[pa.RecordBatch], staging: str, options: HeaderOptions, per_batch: int
+    batches: Iterator[pa.RecordBatch],
+    staging: str,
+    options: HeaderOptions,
+    per_batch: int,
+    privacy: Policy | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: (_path, _size, _mtime) -> staged batches and error records."""
     from pyspark import TaskContext
@@ -198,7 +209,7 @@ def parse_partition(
                         | {"message": result.message}
                     )
                 else:
-                    rows.append(result)
+                    rows.append(result if privacy is None else apply(result, privacy))
                     meta.append(f)
             if rows:
                 staged = f"{staging_path}/part-{attempt}-{chunk}.arrow"
@@ -267,49 +278,6 @@ def cast_partition(
 # -- driver side -----------------------------------------------------------------------
 
 
-def list_files(spark: SparkSession, inputs: tuple[str, ...]) -> tuple[DataFrame, int]:
-    """Every file under the inputs, recursively: (``_path``, ``_size``, ``_mtime``), count.
-
-    Spark's binaryFile source lists through Hadoop (any filesystem URI); without its
-    ``content`` column nothing is read. It leaves out empty files, which are added back
-    from the file index so they are recorded too. Hidden files (names starting with . or
-    _) are skipped, as everywhere in Spark. The result is cached.
-    """
-    from pyspark.sql import functions as F
-
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load([table.absolute(i) for i in inputs])
-    )
-    listing = files.select(
-        F.col("path").alias("_path"),
-        F.col("length").alias("_size"),
-        F.col("modificationTime").alias("_mtime"),
-    ).cache()
-    count = listing.count()
-    every = {_hadoop_path(p) for p in files.inputFiles()}
-    if len(every) > count:
-        seen = {r[0] for r in listing.select("_path").collect()}
-        empty = [table.file_status(spark, p) for p in sorted(every - seen)]
-        extra = spark.createDataFrame(empty, "_path string, _size bigint, _mtime timestamp")
-        listing.unpersist()
-        listing = listing.unionByName(extra).cache()
-        count += len(empty)
-    return listing, count
-
-
-def _hadoop_path(uri: str) -> str:
-    """``file:///x`` (the file index) as ``file:/x`` (binaryFile's path column)."""
-    return "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
-
-
-def _known(spark: SparkSession, path: str) -> DataFrame | None:
-    if not table.exists(spark, path):
-        return None
-    return spark.read.format("delta").load(path).select("_path", "_size", "_mtime")
-
-
 def _tasks(spark: SparkSession, n_files: int, per_task: int) -> int:
     """Enough tasks to keep every core busy (3 waves), none larger than ``per_task``."""
     cores = spark.sparkContext.defaultParallelism
@@ -346,39 +314,37 @@ def run(
 
     def stage(name: str, count: int, since: float) -> None:
         seconds = time.perf_counter() - since
+        summary.stage_seconds[name] = round(seconds, 2)
         rate = f", {count / seconds:.0f} files/s" if seconds > 0 and count else ""
         report(f"{name}: {count} files in {seconds:.1f} s{rate}")
 
     with table.lock(spark, target, run_id):
         table.remove_dir(spark, f"{table.control_dir(target)}/staging")  # left by killed runs
         t = time.perf_counter()
-        listing, summary.listed = list_files(spark, options.inputs)
+        found = listing.list_files(spark, options.inputs)
+        summary.listed = found.num_rows
         stage("listed", summary.listed, t)
 
-        todo = listing
-        in_table = None if options.full_refresh else _known(spark, target)
-        if not options.full_refresh:
-            for known in (in_table, _known(spark, errors_target)):
-                if known is not None:
-                    todo = todo.join(known, ["_path", "_size", "_mtime"], "left_anti")
-        todo = todo.cache()
-        n_todo = todo.count()
-        changed: list[str] = []
-        if n_todo and in_table is not None:
-            semi = todo.join(in_table.select("_path"), "_path", "left_semi").distinct()
-            changed = [r[0] for r in semi.collect()]
+        t = time.perf_counter()
+        in_table = None if options.full_refresh else listing.known_files(spark, target)
+        in_errors = None if options.full_refresh else listing.known_files(spark, errors_target)
+        todo_files, changed = listing.to_parse(found, in_table, in_errors)
+        n_todo = todo_files.num_rows
         summary.changed = len(changed)
         summary.new = n_todo - len(changed)
         summary.unchanged = summary.listed - n_todo
+        stage("compared with the table", summary.listed, t)
         report(f"to parse: {n_todo} ({summary.new} new, {summary.changed} changed)")
 
         if n_todo:
             t = time.perf_counter()
             header_options, per_batch = options.header, options.files_per_batch
+            privacy = options.privacy
+            todo = spark.createDataFrame(todo_files)
             staged = (
                 todo.repartition(_tasks(spark, n_todo, options.files_per_task))
                 .mapInArrow(
-                    lambda it: parse_partition(it, staging, header_options, per_batch),
+                    lambda it: parse_partition(it, staging, header_options, per_batch, privacy),
                     STAGED_DDL,
                 )
                 .collect()
@@ -393,8 +359,6 @@ def run(
             _write(spark, options, summary, parts, old_schema, changed, run_id, ingested_at)
             stage("written", summary.rows_written, t)
             _record_errors(spark, errors_target, failures, run_id, ingested_at)
-        listing.unpersist()
-        todo.unpersist()
         table.remove_dir(spark, staging)
     del F
     summary.seconds = round(time.perf_counter() - started, 2)
@@ -424,7 +388,10 @@ def _write(
         summary.columns_added = [c for c in summary.columns_added if c not in META_SCHEMA.names]
     spark_schema = table.spark_schema(merged)
     files = spark.createDataFrame([(r["staged"],) for r in parts], "staged string")
-    new_rows = files.repartition(min(len(parts), _tasks(spark, len(parts), 1))).mapInArrow(
+    # Few large Parquet files: a wide nested schema costs per file, not per row.
+    cores = spark.sparkContext.defaultParallelism
+    writers = min(len(parts), max(cores, -(-summary.parsed // ROWS_PER_FILE)))
+    new_rows = files.repartition(writers).mapInArrow(
         lambda it: load_partition(it, merged, run_id, ingested_at), spark_schema
     )
     if promoted:

@@ -175,7 +175,7 @@ def _jvm(spark: SparkSession) -> Any:
     return jvm
 
 
-def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
     jvm = _jvm(spark)
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
@@ -218,7 +218,7 @@ class _HadoopLock:
 
     def __init__(self, spark: SparkSession, path: str) -> None:
         self.spark = spark
-        self.fs, self.hpath = _hadoop_fs(spark, path)
+        self.fs, self.hpath = hadoop_fs(spark, path)
 
     def create(self, content: str) -> bool:
         from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
@@ -304,13 +304,13 @@ def lock(spark: SparkSession, table: str, run_id: str) -> Iterator[None]:
 
 def file_status(spark: SparkSession, path: str) -> tuple[str, int, Any]:
     """(path, size, modification time) of one file, through Hadoop."""
-    fs, hpath = _hadoop_fs(spark, path)
+    fs, hpath = hadoop_fs(spark, path)
     status = fs.getFileStatus(hpath)
     mtime = datetime.datetime.fromtimestamp(status.getModificationTime() / 1000, datetime.UTC)
     return path, int(status.getLen()), mtime
 
 
 def remove_dir(spark: SparkSession, path: str) -> None:
-    fs, hpath = _hadoop_fs(spark, path)
+    fs, hpath = hadoop_fs(spark, path)
     if fs.exists(hpath):
         fs.delete(hpath, True)

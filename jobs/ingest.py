@@ -17,6 +17,7 @@ from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
+from dcm_spark.deidentify import Policy, Profile
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.header import HeaderOptions
 from dcm_spark.ingest import IngestOptions, run
@@ -56,6 +57,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=2000,
         help="most files one Spark task parses (default 2000)",
     )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="KEYWORD_OR_TAG",
+        help="leave this element out at every depth: a keyword (PatientName) or a tag "
+        "(00100010, (0010,0010)); repeat for several",
+    )
+    parser.add_argument(
+        "--deidentify",
+        choices=[p.value for p in Profile],
+        default="none",
+        help="'basic': apply DICOM PS3.15 Annex E's Basic Application Level Confidentiality "
+        "Profile at every depth (private elements removed) before anything is written",
+    )
+    parser.add_argument(
+        "--hash-key-file",
+        type=Path,
+        help="with --deidentify basic: a file holding the secret key (>= 16 bytes) for the "
+        "keyed hashes that replace UIDs and IDs, so joins hold across runs (without it, "
+        "a random key per run)",
+    )
     parser.add_argument("--summary-json", type=Path, help="also write the summary here")
     return parser.parse_args(argv)
 
@@ -63,6 +86,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        key = args.hash_key_file.read_bytes().strip() if args.hash_key_file else None
+        privacy = None
+        if args.exclude or args.deidentify != "none" or key:
+            privacy = Policy(
+                exclude=frozenset(args.exclude), profile=Profile(args.deidentify), hash_key=key
+            )
         options = IngestOptions(
             inputs=tuple(args.input),
             table=args.table,
@@ -70,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             full_refresh=args.full_refresh,
             header=HeaderOptions(max_depth=args.max_depth),
             files_per_task=args.files_per_task,
+            privacy=privacy,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
     spark = configure(SparkSession.builder.appName("dcm-spark ingest")).getOrCreate()

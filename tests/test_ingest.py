@@ -250,4 +250,53 @@ def test_spark_submit_exit_codes(tree, tmp_path) -> None:
     missing = spark_submit(["--input", str(tmp_path / "nowhere"), "--table", str(table)])
     out, _ = missing.communicate(timeout=300)
     assert missing.returncode == 2
-    assert b"ingest: the job could not run: [PATH_NOT_FOUND]" in out
+    assert b"ingest: the job could not run: input does not exist" in out
+
+
+def test_excluded_and_deidentified_values_never_reach_the_written_bytes(spark, tmp_path) -> None:
+    from pydicom.uid import generate_uid
+
+    from dcm_spark.deidentify import Policy, Profile
+
+    source = tmp_path / "in"
+    source.mkdir()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientName = "CANARYNAME^SECRET"
+    ds.PatientID = "CANARYID42"
+    ds.InstitutionName = "CANARYHOSPITAL"
+    ds.StudyInstanceUID = generate_uid(
+        prefix="1.2.826.0.1.3680043.10.999.", entropy_srcs=["canary"]
+    )
+    block = ds.private_block(0x0029, "CANARY CREATOR", create=True)
+    block.add_new(0x10, "LO", "CANARYPRIVATE")
+    ds.save_as(source / "canary.dcm")
+    canaries = [
+        b"CANARYNAME",
+        b"CANARYID42",
+        b"CANARYHOSPITAL",
+        b"CANARYPRIVATE",
+        ds.StudyInstanceUID.encode(),
+    ]
+
+    spark.conf.set("spark.sql.parquet.compression.codec", "uncompressed")  # bytes searchable
+    try:
+        table = tmp_path / "dicom"
+        policy = Policy(
+            exclude=frozenset({"InstitutionName"}), profile=Profile.BASIC, hash_key=b"k" * 32
+        )
+        summary = run(
+            spark, IngestOptions((str(source),), str(table), privacy=policy), report=lambda _: None
+        )
+    finally:
+        spark.conf.unset("spark.sql.parquet.compression.codec")
+    assert summary.parsed == 1
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and source not in p.parents]
+    assert any(p.suffix == ".parquet" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        for canary in canaries:
+            assert canary not in data, (path, canary)
+    (row,) = rows(spark, table, "PatientIdentityRemoved, StudyInstanceUID, PatientID")
+    assert row["PatientIdentityRemoved"] == "YES"
+    assert row["StudyInstanceUID"] == policy.hash_uid(str(ds.StudyInstanceUID))
+    assert row["PatientID"] not in (None, "CANARYID42")

@@ -1,0 +1,379 @@
+"""De-identify header rows: the PS3.15 Annex E Basic Profile, and columns left out on demand.
+
+Pure Python, no Spark: `apply` runs once per `Header`, on the workers. The Basic Application
+Level Confidentiality Profile (`dcm_spark._annex_e`) applies by keyword at every depth:
+
+- X removes the column (from ``values`` and ``types``); Z keeps it, null (zero-length);
+- D puts a dummy of the column's type: "ANONYMIZED" for text, 1900-01-01 for dates,
+  "00:00:00" for times, 0 for numbers, a PN of family name "ANONYMIZED", a sequence of one
+  empty item; C (clean) is done as D; a null value stays null;
+- U replaces each UID with "2.25." + the decimal of the first 16 bytes of
+  HMAC-SHA256(key, "UID\\0" + UID): a valid UID of 44 characters at most, the same in every
+  file that shares the key, so references between instances still join;
+- combined codes take the action valid whatever the attribute's Type in the IOD, which a row
+  does not know: X/Z -> Z, X/D -> D, Z/D -> D, X/Z/D -> D, X/Z/U* -> U (the sequence stays,
+  the UIDs in its items are replaced); D on a UI attribute gives a hashed UID.
+
+Identifiers that link records (`HASHED_IDS`: PatientID, AccessionNumber, StudyID, ...) become
+the first 16 hex digits of HMAC-SHA256(key, keyword + "\\0" + value) rather than null or a
+dummy, so a patient's rows still group. Without ``hash_key`` the Basic profile draws a random
+key (``os.urandom``) when the `Policy` is built: it is pickled with the policy to the workers,
+so one run is consistent, but joins across runs break; pass the same key to every run for
+stable pseudonyms, and keep it secret (with it, a known UID or ID can be matched).
+
+Private attributes (odd groups) are removed at every depth: ``OtherElements`` entries,
+``Tag_ggggeeee`` sequence columns, ``_BulkData`` entries. Not implemented: the Retain Safe
+Private option and every other option of Table E.1-1, and burned-in text in pixel data. What
+the row cannot show safely goes too: ``OtherElements`` entries of profile attributes (values
+that did not parse), of unknown public tags and of subtrees kept as DICOM JSON text (deeper
+than ``max_depth``); ``Tag_`` columns of unknown public sequences; ``_BulkData`` entries of
+profile attributes; the file meta elements that name the sending site (AE titles,
+presentation addresses, private information). The top level gets PatientIdentityRemoved
+"YES", DeidentificationMethod and DeidentificationMethodCodeSequence (DCM 113100), as E.1.1
+asks.
+
+``exclude`` removes columns at every depth, by keyword or tag, with either profile.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+import pyarrow as pa
+from pydicom.datadict import DicomDictionary, RepeatersDictionary, keyword_for_tag
+
+from dcm_spark import schema
+from dcm_spark._annex_e import BASIC_PROFILE
+from dcm_spark.header import Header
+from dcm_spark.vr import BULK_DATA, OTHER_ELEMENTS, Kind, element_spec
+
+DUMMY = "ANONYMIZED"
+# LO holds 64 characters at most: a longer method text would not fit a DICOM file.
+METHOD = "DICOM PS3.15 Annex E Basic Profile (dcm-spark)"
+METHOD_CODE = {
+    "CodeValue": "113100",
+    "CodingSchemeDesignator": "DCM",
+    "CodeMeaning": "Basic Application Confidentiality Profile",
+}
+# Identifiers that link a patient's, a study's, a trial's or a specimen's records.
+# fmt: off
+HASHED_IDS = frozenset((
+    "PatientID", "AccessionNumber", "StudyID", "ClinicalTrialProtocolID", "ClinicalTrialSiteID",
+    "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "ClinicalTrialTimePointID",
+    "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+    "ContainerIdentifier", "SpecimenIdentifier",
+))
+# fmt: on
+
+_COMBINED = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U", "C": "D"}
+_REPEATERS: dict[str, tuple[int, str]] = {  # keyword -> (tag with xx as 00, VR)
+    e[4]: (int(mask.replace("x", "0"), 16), e[0]) for mask, e in RepeatersDictionary.items()
+}
+_KEYWORDS: dict[str, tuple[int, str]] = {
+    e[4]: (tag, e[0]) for tag, e in DicomDictionary.items() if e[4]
+} | _REPEATERS
+_SEQUENCES = frozenset(k for k, (_, vr) in _KEYWORDS.items() if vr == "SQ")
+_VR = {k: _KEYWORDS[k][1] for k in BASIC_PROFILE}
+# The file meta group (0002) is no part of Table E.1-1, since a de-identifier writes a new
+# one; the row keeps the file's, so what names the sending site or system goes here.
+_FILE_META = dict.fromkeys(
+    [f"{role}ApplicationEntityTitle" for role in ("Source", "Sending", "Receiving")]
+    + [f"{role}PresentationAddress" for role in ("Source", "Sending", "Receiving")]
+    + ["PrivateInformationCreatorUID", "PrivateInformation", "RTVSourceIdentifier"],
+    "X",
+) | {"RTVCommunicationSOPInstanceUID": "U"}
+_VR |= {k: _KEYWORDS[k][1] for k in _FILE_META}
+_ACTIONS = {
+    k: "U" if _VR[k] == "UI" and a == "D" else _COMBINED.get(a, a)
+    for k, a in (BASIC_PROFILE | _FILE_META).items()
+}
+_REMOVED = frozenset(k for k, a in _ACTIONS.items() if a == "X")
+_TEXT_DUMMIES = {"TM": "00:00:00", "DA": "19000101", "DT": "19000101000000", "AS": "000Y"}
+_TEXT_DUMMIES |= {"DS": "0", "IS": "0"}
+_TAG_TEXT = re.compile(r"(?:Tag_)?([0-9A-Fa-f]{8})|\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
+
+
+class Profile(StrEnum):
+    """Which confidentiality profile `apply` enforces."""
+
+    NONE = "none"  # only ``exclude``
+    BASIC = "basic"  # PS3.15 Annex E Basic Application Level Confidentiality Profile
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What `apply` removes or replaces; built once on the driver, pickled to the workers.
+
+    Parameters
+    ----------
+    exclude
+        Columns removed at every depth, with their ``OtherElements`` and ``_BulkData``
+        entries: keywords ("PatientName") or tags ("00100010", "(0010,0010)",
+        "Tag_00100010"). Normalised to keywords, or ``Tag_ggggeeee`` for tags without one
+        (private); a repeating-group tag (60xx) names its whole keyword column.
+    profile
+        `Profile` or its value ("none", "basic").
+    hash_key
+        HMAC key (16 bytes or more) for UIDs and `HASHED_IDS`; Basic profile only. None
+        with the Basic profile draws a random key per `Policy` (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        For an exclude entry that is neither a known keyword nor a tag (the message names
+        it), an unknown profile, a key that is short or not bytes, or a key without the
+        Basic profile.
+    TypeError
+        For ``exclude`` given as one string rather than a set of them.
+    """
+
+    exclude: frozenset[str] = frozenset()
+    profile: Profile = Profile.NONE
+    hash_key: bytes | None = field(default=None, repr=False)  # a secret: never in logs
+    _tags: frozenset[int] = field(init=False, repr=False, compare=False)
+    _json_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _drop: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__  # frozen: derived fields are set once, here
+        if isinstance(self.exclude, str):
+            raise TypeError("exclude must be a set of names, not one string")
+        put(self, "profile", Profile(self.profile))
+        names, tags = set(), set()
+        for entry in self.exclude:
+            name, tag = _normalise(entry)
+            names.add(name)
+            if tag is not None:
+                tags.add(tag)
+        put(self, "exclude", frozenset(names))
+        put(self, "_tags", frozenset(tags))
+        put(self, "_json_keys", tuple(f'"{t:08X}"' for t in sorted(tags)))  # DICOM JSON keys
+        basic = self.profile is Profile.BASIC
+        put(self, "_drop", self.exclude | _REMOVED if basic else self.exclude)
+        if self.hash_key is not None and not basic:
+            raise ValueError("hash_key applies to the basic profile only")
+        if basic and self.hash_key is None:
+            put(self, "hash_key", os.urandom(32))
+        if self.hash_key is not None and (
+            not isinstance(self.hash_key, bytes) or len(self.hash_key) < 16
+        ):
+            raise ValueError("hash_key must be bytes, at least 16 bytes long")
+
+    def hash_uid(self, uid: str) -> str:
+        """The UID that replaces ``uid`` (action U)."""
+        digest = hmac.new(self.hash_key or b"", b"UID\0" + uid.encode(), hashlib.sha256)
+        return "2.25." + str(int.from_bytes(digest.digest()[:16], "big"))
+
+    def hash_id(self, keyword: str, text: str) -> str:
+        """The 16 hex digits that replace ``text`` in an identifier of `HASHED_IDS`.
+
+        The keyword is hashed too: equal values of different identifiers (a StudyID that
+        repeats the PatientID) must not show as equal pseudonyms.
+        """
+        message = keyword.encode() + b"\0" + text.encode()
+        return hmac.new(self.hash_key or b"", message, hashlib.sha256).hexdigest()[:16]
+
+
+def _normalise(entry: str) -> tuple[str, int | None]:
+    """(column name, tag) of one exclude entry; the tag is masked for repeating groups."""
+    if entry in (OTHER_ELEMENTS, BULK_DATA):
+        return entry, None
+    known = _KEYWORDS.get(entry)
+    if known is not None:
+        return entry, known[0]
+    match = _TAG_TEXT.fullmatch(entry.strip()) if isinstance(entry, str) else None
+    if match is None:
+        raise ValueError(
+            f"exclude: {entry!r} is neither a DICOM keyword nor a tag "
+            "(ggggeeee, (gggg,eeee) or Tag_ggggeeee)"
+        )
+    tag = int(match[1] or match[2] + match[3], 16)
+    keyword = "" if tag >> 16 & 1 else keyword_for_tag(tag)
+    if keyword in _REPEATERS:
+        return keyword, _REPEATERS[keyword][0]
+    return keyword or f"Tag_{tag:08X}", tag
+
+
+def apply(header: Header, policy: Policy) -> Header:
+    """A new `Header` with ``policy`` applied at every depth; ``header`` is not changed.
+
+    ``types`` follows ``values``: removed columns leave both, replaced values keep their
+    column's type, nested struct types lose the removed fields. Values that are kept are
+    shared with ``header``, not copied.
+    """
+    if policy.profile is Profile.NONE and not policy.exclude:
+        return Header(dict(header.values), dict(header.types))
+    values = _values(header.values, header.types, policy)
+    types = _types(header.types, policy)
+    for name in (OTHER_ELEMENTS, BULK_DATA):  # emptied here: gone, as `read_header` does
+        if name in values and not values[name]:
+            del values[name], types[name]
+    if policy.profile is Profile.BASIC:
+        _mark(values, types)
+    return Header(values, types)
+
+
+def _dropped(name: str, column_type: pa.DataType, policy: Policy) -> bool:
+    if name in policy._drop:
+        return True
+    if policy.profile is Profile.NONE:
+        return False
+    # Private sequences, and unknown public ones whose content the profile cannot judge;
+    # a sequence whose type conflicted across items holds its subtree as JSON text.
+    return name.startswith("Tag_") or (name in _SEQUENCES and not pa.types.is_list(column_type))
+
+
+def _is_items(name: str, column_type: pa.DataType) -> bool:
+    """A sequence column (array of items), not a PN array nor a repeating-group column."""
+    return (
+        (name in _SEQUENCES or name.startswith("Tag_"))
+        and pa.types.is_list(column_type)
+        and (pa.types.is_struct(column_type.value_type) or pa.types.is_null(column_type.value_type))
+    )
+
+
+def _fields(item_type: pa.DataType) -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in item_type} if pa.types.is_struct(item_type) else {}
+
+
+def _types(types: Mapping[str, pa.DataType], policy: Policy) -> dict[str, pa.DataType]:
+    out: dict[str, pa.DataType] = {}
+    for name, column_type in types.items():
+        if _dropped(name, column_type, policy):
+            continue
+        out[name] = (
+            _item_types(column_type, policy) if _is_items(name, column_type) else column_type
+        )
+    return out
+
+
+def _item_types(column_type: pa.DataType, policy: Policy) -> pa.DataType:
+    """A sequence column's type without the removed fields, at every depth."""
+    kept = _types(_fields(column_type.value_type), policy)
+    # An item without fields is null, as in `read_header`: Parquet has no empty struct.
+    return pa.list_(pa.struct(list(kept.items())) if kept else pa.null())
+
+
+def _values(
+    values: Mapping[str, Any], types: Mapping[str, pa.DataType], policy: Policy
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    basic = policy.profile is Profile.BASIC
+    for name, value in values.items():
+        column_type = types.get(name, pa.null())
+        if _dropped(name, column_type, policy):
+            continue
+        if name in (OTHER_ELEMENTS, BULK_DATA):
+            kept = [e for e in value or () if _keep_entry(e, name == OTHER_ELEMENTS, policy)]
+            out[name] = kept or None
+            continue
+        action = _ACTIONS.get(name) if basic else None
+        if _is_items(name, column_type):
+            if action == "Z":
+                value = None
+            elif action == "D":  # one empty item: the subtree could hold anything
+                value = _dummy("SQ", _item_types(column_type, policy)) if value else value
+            elif value is not None:
+                fields = _fields(column_type.value_type)
+                # No field left: items are null, as their type (see `_item_types`).
+                empty = all(_dropped(n, t, policy) for n, t in fields.items())
+                value = [None if i is None or empty else _values(i, fields, policy) for i in value]
+        elif action is None or action == "K":
+            pass
+        elif action == "U":
+            value = _map(value, policy.hash_uid)
+        elif name in HASHED_IDS:
+            value = _map(value, partial(policy.hash_id, name))
+        elif action == "Z":
+            value = None
+        elif value is not None and value != "" and value != []:
+            value = _dummy(_VR[name], column_type)
+        out[name] = value
+    return out
+
+
+def _keep_entry(entry: Mapping[str, Any], text: bool, policy: Policy) -> bool:
+    """Whether an ``OtherElements`` (``text``) or ``_BulkData`` entry stays."""
+    try:
+        tag = int(entry["Tag"][4:], 16)  # "Tag_ggggeeee"
+    except (TypeError, ValueError, KeyError):
+        return policy.profile is Profile.NONE
+    masked = tag & 0xFF00FFFF if tag >> 24 in (0x50, 0x60) else tag
+    if tag in policy._tags or masked in policy._tags:
+        return False
+    if text and policy._json_keys:  # a subtree kept as DICOM JSON text names its tags
+        data = "".join(entry.get("Data") or ())
+        if any(key in data for key in policy._json_keys):
+            return False
+    if policy.profile is Profile.NONE:
+        return True
+    spec = element_spec(tag)
+    if spec is None:  # private (odd group), or public but unknown to the dictionary
+        return False
+    if text and spec.kind is Kind.SEQUENCE:  # DICOM JSON text: the profile cannot look in
+        return False
+    return _ACTIONS.get(spec.keyword, "K") == "K"
+
+
+def _map(value: Any, replace: Callable[[str], str]) -> Any:
+    """``replace`` each string of a value or array; anything else cannot be vouched for."""
+    if isinstance(value, str):
+        return replace(value) if value else value
+    if isinstance(value, list):
+        return [_map(v, replace) for v in value]
+    return None
+
+
+def _dummy(vr: str, column_type: pa.DataType) -> Any:
+    """A non-empty value of ``column_type`` that says nothing (action D)."""
+    if pa.types.is_list(column_type):
+        return [_dummy(vr, column_type.value_type)]
+    if pa.types.is_struct(column_type):  # a person name, or a sequence item
+        has_name = column_type.get_field_index("Alphabetic") >= 0
+        return {"Alphabetic": {"FamilyName": DUMMY}} if has_name else {}
+    if pa.types.is_string(column_type):
+        return _TEXT_DUMMIES.get(vr, DUMMY)
+    if pa.types.is_date(column_type):
+        return datetime.date(1900, 1, 1)
+    if pa.types.is_timestamp(column_type):
+        return datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
+    if pa.types.is_integer(column_type):
+        return 0
+    if pa.types.is_floating(column_type):
+        return 0.0
+    if pa.types.is_decimal(column_type):
+        return Decimal(0)
+    return None
+
+
+def _mark(values: dict[str, Any], types: dict[str, pa.DataType]) -> None:
+    """Add the attributes that PS3.15 E.1.1 requires of a de-identified instance."""
+    values["PatientIdentityRemoved"], types["PatientIdentityRemoved"] = "YES", pa.string()
+    old = values.get("DeidentificationMethod")
+    methods = [m for m in old if isinstance(m, str)] if isinstance(old, list) else []
+    values["DeidentificationMethod"] = methods if METHOD in methods else [*methods, METHOD]
+    types["DeidentificationMethod"] = pa.list_(pa.string())
+    name = "DeidentificationMethodCodeSequence"
+    item_type = pa.struct([(k, pa.string()) for k in METHOD_CODE])
+    codes = values.get(name)
+    if not isinstance(codes, list) or not pa.types.is_list(types[name]):
+        values[name], types[name] = [dict(METHOD_CODE)], pa.list_(item_type)
+    elif not any(isinstance(c, dict) and c.get("CodeValue") == "113100" for c in codes):
+        merged = schema.join(types[name], pa.list_(item_type))
+        values[name] = schema.conform(codes, types[name], merged) + [
+            schema.conform(dict(METHOD_CODE), item_type, merged.value_type)
+        ]
+        types[name] = merged
+
+
+__all__ = ["DUMMY", "HASHED_IDS", "METHOD", "Policy", "Profile", "apply"]

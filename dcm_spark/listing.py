@@ -1,0 +1,143 @@
+"""Discovery: which files are under the inputs, and which of them a run must parse.
+
+No file content is read here. Local paths are walked with ``os.scandir`` (30,000 files in a
+fraction of a second, where Spark's binaryFile listing took 17 s); other URIs (hdfs://,
+s3a://, ...) are listed through the Hadoop FileSystem API of the Spark session.
+Modification times are kept to the millisecond, Hadoop's precision, so both listings agree.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from dcm_spark import table
+from dcm_spark.errors import DcmSparkError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LISTING_SCHEMA = pa.schema(
+    [("_path", pa.string()), ("_size", pa.int64()), ("_mtime", pa.timestamp("ms", tz="UTC"))]
+)
+
+
+class InputNotFound(DcmSparkError, FileNotFoundError):
+    """An input directory or file does not exist."""
+
+
+def is_local(uri: str) -> bool:
+    return uri.startswith("file:") or "://" not in uri
+
+
+def _local(path: str) -> str:
+    return os.path.abspath(
+        "/" + path[len("file:") :].lstrip("/") if path.startswith("file:") else path
+    )
+
+
+def _walk_local(root: str, rows: list[tuple[str, int, int]]) -> None:
+    """Every file under ``root``. Symbolic links to directories are not followed (no
+    loops); links that cannot be resolved are listed, so they get an error record."""
+    start = _local(root)
+    if not os.path.lexists(start):
+        raise InputNotFound(f"input does not exist: {root}")
+    if not os.path.isdir(start):
+        rows.append(_entry(start))
+        return
+    pending = [start]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:  # an unreadable directory: listed, so it is recorded
+            rows.append((f"file:{directory}", 0, 0))
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            else:
+                rows.append(_entry(entry.path))
+
+
+def _entry(path: str) -> tuple[str, int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:  # a dangling link or a link loop: size 0, time 0
+        return f"file:{path}", 0, 0
+    return f"file:{path}", stat.st_size, stat.st_mtime_ns // 1_000_000
+
+
+def _walk_hadoop(spark: SparkSession, root: str, rows: list[tuple[str, int, int]]) -> None:
+    fs, hpath = table.hadoop_fs(spark, root)
+    if not fs.exists(hpath):
+        raise InputNotFound(f"input does not exist: {root}")
+    files = fs.listFiles(hpath, True)
+    while files.hasNext():
+        status = files.next()
+        rows.append(
+            (status.getPath().toString(), int(status.getLen()), int(status.getModificationTime()))
+        )
+
+
+def list_files(spark: SparkSession, inputs: tuple[str, ...]) -> pa.Table:
+    """Every file under the inputs, recursively: ``_path``, ``_size``, ``_mtime``.
+
+    Raises
+    ------
+    InputNotFound
+        If an input does not exist.
+    """
+    rows: list[tuple[str, int, int]] = []
+    for root in inputs:
+        if is_local(root):
+            _walk_local(root, rows)
+        else:
+            _walk_hadoop(spark, root, rows)
+    unique = sorted(set(rows))
+    return pa.table(
+        [
+            pa.array([r[0] for r in unique], pa.string()),
+            pa.array([r[1] for r in unique], pa.int64()),
+            pa.array([r[2] for r in unique], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        ],
+        schema=LISTING_SCHEMA,
+    )
+
+
+def known_files(spark: SparkSession, path: str) -> set[tuple[str, int, Any]] | None:
+    """(path, size, mtime) of every file a table already holds; None if no table."""
+    if not table.exists(spark, path):
+        return None
+    known = spark.read.format("delta").load(path).select("_path", "_size", "_mtime").toArrow()
+    return _keys(known)
+
+
+def _keys(files: pa.Table) -> set[tuple[str, int, Any]]:
+    mtimes = files.column("_mtime").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    return set(
+        zip(
+            files.column("_path").to_pylist(),
+            files.column("_size").to_pylist(),
+            mtimes.to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def to_parse(
+    listing: pa.Table, *known: set[tuple[str, int, Any]] | None
+) -> tuple[pa.Table, list[str]]:
+    """The files whose (path, size, mtime) no table holds, and which of those are changed
+    versions of files the first table holds (their rows are replaced)."""
+    seen: set[tuple[str, int, Any]] = set().union(*(k for k in known if k))
+    paths = listing.column("_path").to_pylist()
+    sizes = listing.column("_size").to_pylist()
+    mtimes = listing.column("_mtime").cast(pa.int64()).to_pylist()
+    mask = [(p, s, m) not in seen for p, s, m in zip(paths, sizes, mtimes, strict=True)]
+    todo = listing.filter(pa.array(mask, pa.bool_()))
+    in_table = {k[0] for k in known[0]} if known and known[0] else set()
+    changed = [p for p in todo.column("_path").to_pylist() if p in in_table]
+    return todo, changed
