@@ -2,11 +2,11 @@
 
 Pure Python (pydicom + pyarrow), no Spark: this runs inside ``mapInArrow`` on the workers.
 
-pydicom parses the element structure (tags, VRs, lengths, sequences); the values are
-converted here from the raw element bytes, which is several times faster than letting
-pydicom build its value objects. Values larger than ``HeaderOptions.defer_size`` are not
-read during parsing (pixel data is never read into memory); elements after PixelData are
-kept.
+`dcm_spark.reader` reads the element structure (tags, VRs, lengths, sequences) from the
+bytes; the values are converted here from the raw element bytes, several times faster than
+building pydicom's datasets and value objects. pydicom supplies the dictionary and the
+character set decoding. Values longer than ``HeaderOptions.defer_size`` are not read while
+parsing (pixel data never enters memory); elements after PixelData are kept.
 
 Column names and types follow `dcm_spark.vr`; what does not fit a column goes to
 ``OtherElements`` and binary values to ``_BulkData`` (where they lie in the file).
@@ -20,24 +20,21 @@ import re
 import struct
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-from pydicom import dcmread
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import private_dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
-from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence
-from pydicom.values import convert_PN, convert_SQ
+from pydicom.values import convert_PN
 
 from dcm_spark import schema
 from dcm_spark.errors import DcmSparkError, safe_message
+from dcm_spark.reader import Dataset, Element, read_file
 from dcm_spark.vr import (
     BULK_DATA,
     BULK_ELEMENT,
@@ -216,27 +213,20 @@ def _typed(kind: Kind, vr: str, value: Any) -> Any:
 class _File:
     """State of one file's conversion (never shared between files)."""
 
-    source: str | Path | IO[bytes]
+    handle: IO[bytes]
     options: HeaderOptions
     signed_pixels: bool = False
-    _handle: IO[bytes] | None = field(default=None, repr=False)
 
     def read_at(self, offset: int, length: int) -> bytes:
-        """Read a deferred value from the file."""
-        if self._handle is None:
-            if isinstance(self.source, str | Path):
-                self._handle = open(self.source, "rb")  # noqa: SIM115 - closed in close()
-            else:
-                self._handle = self.source
-        self._handle.seek(offset)
-        return self._handle.read(length)
-
-    def close(self) -> None:
-        if self._handle is not None and isinstance(self.source, str | Path):
-            self._handle.close()
+        """Read a value the reader left in the file (longer than ``defer_size``)."""
+        self.handle.seek(offset)
+        data = self.handle.read(length)
+        if len(data) != length:
+            raise _Unparsable([f"value of {length} bytes runs past the end of the file"])
+        return data
 
     # The raw bytes of one element -> a list of values (text or numbers).
-    def raw_values(self, elem: RawDataElement, vr: str, kind: Kind, enc: list[str]) -> list[Any]:
+    def raw_values(self, elem: Element, vr: str, kind: Kind, enc: list[str]) -> list[Any]:
         data = elem.value
         if data is None:
             data = self.read_at(elem.value_tell, elem.length) if elem.length else b""
@@ -268,17 +258,6 @@ class _File:
         values = [v.strip("\x00 ") for v in text.split("\\")]
         return [] if values == [""] else values
 
-    @staticmethod
-    def element_values(elem: DataElement, kind: Kind) -> list[Any]:
-        """Values of an element pydicom has already converted (file meta, mostly)."""
-        value = elem.value
-        if value is None or value == "" or value == b"":
-            return []
-        items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
-        if kind in (Kind.INT, Kind.FLOAT, Kind.TAG, Kind.DECIMAL):
-            return [int(v) if kind is not Kind.FLOAT else float(v) for v in items]
-        return [str(v).strip("\x00 ") for v in items]
-
     def dataset(self, ds: Dataset, enc: list[str], depth: int) -> Header:
         """Convert one dataset (the file's, or a sequence item's) into a `Header`."""
         values: dict[str, Any] = {}
@@ -288,10 +267,7 @@ class _File:
         creators: dict[int, str] = {}  # (group << 8 | block) -> private creator
         if SPECIFIC_CHARACTER_SET in ds and depth > 0:
             enc = _encodings(ds, enc)
-        # Not ds.elements(): it reads deferred values (pixel data) into memory, and
-        # ds.get_item(tag, keep_deferred=True) per tag costs a fifth of the conversion.
-        # The private _dict holds the elements in file order (pydicom is pinned to 3.0).
-        for elem in ds._dict.values():
+        for elem in ds.values():
             try:
                 self.element(elem, enc, depth, values, types, other, bulk, creators)
             except _Unparsable as exc:
@@ -307,7 +283,7 @@ class _File:
 
     def element(
         self,
-        elem: DataElement | RawDataElement,
+        elem: Element,
         enc: list[str],
         depth: int,
         values: dict[str, Any],
@@ -319,6 +295,9 @@ class _File:
         tag = elem.tag
         spec = element_spec(tag)
         vr = elem.VR
+        if type(elem.value) is list:  # the reader found items: a sequence, whatever the VR
+            self.sequence(elem, spec, enc, depth, values, types, other)
+            return
         if spec is not None and vr == spec.vr:
             kind = spec.kind  # the common case: the file says what the dictionary says
         else:
@@ -336,10 +315,7 @@ class _File:
             length, offset = _extent(elem)
             bulk.append({"Tag": tag_name(tag), "VR": vr, "Offset": offset, "Length": length})
             return
-        if isinstance(elem, DataElement):
-            raw = self.element_values(elem, kind)
-        else:
-            raw = self.raw_values(elem, vr, kind, enc)
+        raw = self.raw_values(elem, vr, kind, enc)
         if spec is None:  # private or unknown: text in OtherElements
             other.append({"Tag": tag_name(tag), "Data": [_text(v) for v in raw]})
             if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF and raw:
@@ -389,7 +365,7 @@ class _File:
 
     def sequence(
         self,
-        elem: DataElement | RawDataElement,
+        elem: Element,
         spec: ElementSpec | None,
         enc: list[str],
         depth: int,
@@ -398,46 +374,38 @@ class _File:
         other: list[dict[str, Any]],
     ) -> None:
         if depth + 1 > self.options.max_depth:
-            text = json.dumps(DataElement_to_json(elem), ensure_ascii=False)
+            text = json.dumps(self.json(elem, enc, {}), ensure_ascii=False)
             other.append({"Tag": tag_name(elem.tag), "Data": [text]})
             return
-        rows = [self.dataset(item, enc, depth + 1) for item in self.items(elem, enc)]
+        rows = [self.dataset(item, enc, depth + 1) for item in elem.value]
         item_types = union(rows)
         column_type = pa.list_(pa.struct(list(item_types.items())) if item_types else pa.null())
         self.put(spec, elem.tag, [r.values for r in rows], column_type, values, types)
 
-    def items(self, elem: DataElement | RawDataElement, enc: list[str]) -> Sequence:
-        """The items of a sequence; pydicom leaves defined-length ones as raw bytes."""
-        if isinstance(elem, DataElement):
-            return elem.value
-        data = elem.value
-        if data is None:
-            data = self.read_at(elem.value_tell, elem.length)
-        return convert_SQ(
-            data, elem.is_implicit_VR, elem.is_little_endian, enc, offset=elem.value_tell
-        )
+    def json(self, elem: Element, enc: list[str], creators: dict[int, str]) -> dict[str, Any]:
+        """DICOM JSON (PS3.18 F.2) of a subtree kept as text; bulk data as a reference."""
+        spec = element_spec(elem.tag)
+        vr = elem.VR if elem.VR not in (None, "UN") else _implicit_vr(elem.tag, spec, creators)
+        vr = vr.split(" or ")[0]
+        kind = kind_of(vr)
+        if kind is Kind.SEQUENCE:
+            items = [
+                {f"{e.tag:08X}": self.json(e, enc, creators) for e in item.values()}
+                for item in elem.value
+            ]
+            return {"vr": "SQ", "Value": items}
+        if kind is Kind.BINARY:
+            length, offset = _extent(elem)
+            return {"vr": vr, "BulkDataURI": f"#offset={offset}&length={length}"}
+        values = self.raw_values(elem, vr, kind, enc)
+        if kind is Kind.PERSON_NAME:
+            values = [dict(zip(NAME_GROUPS, v.split("="), strict=False)) for v in values]
+        return {"vr": vr, "Value": values} if values else {"vr": vr}
 
 
-def DataElement_to_json(elem: DataElement | RawDataElement) -> dict[str, Any]:  # noqa: N802
-    """DICOM JSON of a subtree kept as text (bulk data as a note, not its bytes)."""
-
-    def bulk(e: DataElement) -> str:
-        return f"bulk data: {e.VR}, {_extent(e)[0]} bytes"
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        converted = elem if isinstance(elem, DataElement) else convert_raw_data_element(elem)
-        return converted.to_json_dict(bulk, 1024)
-
-
-def _extent(elem: DataElement | RawDataElement) -> tuple[int, int | None]:
+def _extent(elem: Element) -> tuple[int, int]:
     """(length, offset of the value in the file); length -1 when undefined."""
-    if isinstance(elem, RawDataElement):
-        length = -1 if elem.length == UNDEFINED_LENGTH else elem.length
-        return length, elem.value_tell
-    value = elem.value
-    length = len(value) if isinstance(value, bytes) else -1
-    return length, getattr(elem, "file_tell", None)
+    return (-1 if elem.length == UNDEFINED_LENGTH else elem.length), elem.value_tell
 
 
 def _null_column(tag: int, values: dict[str, Any], types: dict[str, pa.DataType]) -> None:
@@ -482,7 +450,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _raw_text(elem: DataElement | RawDataElement) -> str:
+def _raw_text(elem: Element) -> str:
     value = elem.value
     if isinstance(value, bytes):
         return value.hex()
@@ -490,12 +458,10 @@ def _raw_text(elem: DataElement | RawDataElement) -> str:
 
 
 def _encodings(ds: Dataset, default: list[str]) -> list[str]:
-    elem = ds.get_item(SPECIFIC_CHARACTER_SET)
-    raw = elem.value
+    raw = ds[SPECIFIC_CHARACTER_SET].value
+    names: Any = []
     if isinstance(raw, bytes):
-        names: Any = [v.strip() for v in raw.decode("ascii", "replace").split("\\")]
-    else:
-        names = list(raw) if isinstance(raw, MultiValue | list) else [raw]
+        names = [v.strip(" \x00") for v in raw.decode("ascii", "replace").split("\\")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return convert_encodings(names or default)
@@ -523,7 +489,7 @@ def union(rows: list[Header]) -> dict[str, pa.DataType]:
 
 
 def _looks_like_dicom(ds: Dataset) -> bool:
-    """A file read with force=True: does it hold a plausible DICOM dataset?"""
+    """A file without preamble and file meta: does it hold a plausible DICOM data set?"""
     tags = list(ds.keys())
     return (
         bool(tags) and any(element_spec(t) is not None for t in tags[:8]) and tags[0] >> 16 < 0x7FE0
@@ -547,29 +513,27 @@ def read_header(source: str | Path | IO[bytes], options: HeaderOptions | None = 
         `convert_file` to get a `FileError` instead.
     """
     options = options or HeaderOptions()
+    if isinstance(source, str | Path):
+        with open(source, "rb") as handle:
+            return _read(handle, options)
+    return _read(source, options)
+
+
+def _read(handle: IO[bytes], options: HeaderOptions) -> Header:
+    parsed = read_file(handle, options.defer_size)
+    ds = parsed.body
+    if not parsed.meta and not _looks_like_dicom(ds):
+        raise InvalidDicomError("not a DICOM file: no preamble, no DICOM elements")
+    if not ds:
+        raise TruncatedFile("no data set element could be read after the file meta")
+    converter = _File(handle, options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            ds = dcmread(source, defer_size=options.defer_size)
-        except InvalidDicomError:
-            if not isinstance(source, str | Path):
-                source.seek(0)
-            ds = dcmread(source, defer_size=options.defer_size, force=True)
-            if not _looks_like_dicom(ds):
-                raise InvalidDicomError(
-                    "not a DICOM file: no preamble and no DICOM elements"
-                ) from None
-        if not ds.keys():  # pydicom drops what it read when a file ends early (3.0.2)
-            raise TruncatedFile("no data set element could be read after the file meta")
-        converter = _File(source, options)
-        try:
-            enc = _encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
-            if PIXEL_REPRESENTATION in ds:
-                converter.signed_pixels = _pixel_representation(ds) == 1
-            meta = converter.dataset(ds.file_meta, enc, 0) if ds.file_meta else Header({}, {})
-            body = converter.dataset(ds, enc, 0)
-        finally:
-            converter.close()
+        enc = _encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
+        if PIXEL_REPRESENTATION in ds:
+            converter.signed_pixels = _pixel_representation(ds) == 1
+        meta = converter.dataset(parsed.meta, enc, 0)
+        body = converter.dataset(ds, enc, 0)
     for extra in (OTHER_ELEMENTS, BULK_DATA):
         if extra in meta.values and extra in body.values:
             body.values[extra] = meta.values.pop(extra) + body.values[extra]
@@ -584,12 +548,11 @@ class TruncatedFile(DcmSparkError, EOFError):
 
 
 def _pixel_representation(ds: Dataset) -> int:
-    elem = ds.get_item(PIXEL_REPRESENTATION)
+    elem = ds[PIXEL_REPRESENTATION]
     raw = elem.value
     if isinstance(raw, bytes) and len(raw) == 2:
-        little = getattr(elem, "is_little_endian", True)
-        return int(struct.unpack("<H" if little else ">H", raw)[0])
-    return int(raw) if isinstance(raw, int) else 0
+        return int(struct.unpack("<H" if elem.is_little_endian else ">H", raw)[0])
+    return 0
 
 
 def convert_file(

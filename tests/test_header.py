@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pydicom
+import pydicom.data
 import pytest
 from pydicom.datadict import get_entry
 from pydicom.datadict import mask_match as repeater_mask
@@ -424,3 +425,16 @@ def test_batch_has_the_union_schema_and_promotes_vm1_to_array() -> None:
     assert batch.schema.field("PatientAge").type == pa.list_(pa.string())
     assert batch.column("PatientAge").to_pylist() == [["040Y"], ["040Y", "041Y"]]
     assert batch.column("Modality").to_pylist() == [None, "CT"]
+
+
+def test_a_file_cut_inside_pixel_data_keeps_its_header(tmp_path: Path) -> None:
+    source = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
+    data = source.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) - 1000])  # pixel data is last: cut inside it
+    row = convert_file(cut)
+    assert isinstance(row, Header), row
+    full = read_independently(source)
+    missing = [m for m in missing_elements(full, row.values, 0, "") if "7FE0" not in m]
+    assert missing == []
+    assert row.values["SOPInstanceUID"] == full.SOPInstanceUID

@@ -36,6 +36,8 @@ def corpus_table(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     built = tmp_path_factory.mktemp("built")
     datasets: dict[str, Dataset] = {}
     for i, source in enumerate(corpus.all_files(built)):
+        if source.name == "emri_small_jpeg_2k_lossless_too_short.dcm":
+            continue  # pydicom reads it as empty, so nothing to check its row against here
         target = root / "in" / f"{i:03d}" / source.name
         target.parent.mkdir(parents=True)
         shutil.copy(source, target)
