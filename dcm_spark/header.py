@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
+import os
 import re
+import stat
 import struct
 import warnings
 from collections.abc import Iterable
@@ -34,7 +37,7 @@ from pydicom.values import convert_PN
 
 from dcm_spark import schema
 from dcm_spark.errors import DcmSparkError, safe_message
-from dcm_spark.reader import Dataset, Element, read_file
+from dcm_spark.reader import MAX_NESTING, TOO_DEEP, Dataset, Element, read_file
 from dcm_spark.vr import (
     BULK_DATA,
     BULK_ELEMENT,
@@ -91,10 +94,14 @@ class HeaderOptions:
     defer_size
         Values longer than this (bytes) are not read while parsing; binary ones are
         only listed in ``_BulkData``, text ones are read on their own afterwards.
+    max_value_size
+        Text or number values longer than this (bytes) are not read at all: the column
+        is null and ``OtherElements`` says how long the value was (memory stays bounded).
     """
 
     max_depth: int = 15
     defer_size: int = 4096
+    max_value_size: int = 1 << 20
 
     def __post_init__(self) -> None:
         if self.max_depth < 1:
@@ -216,9 +223,14 @@ class _File:
     handle: IO[bytes]
     options: HeaderOptions
     signed_pixels: bool = False
+    deflated: bool = False
 
     def read_at(self, offset: int, length: int) -> bytes:
         """Read a value the reader left in the file (longer than ``defer_size``)."""
+        if length > self.options.max_value_size:
+            raise _Unparsable([f"value of {length} bytes not read (max_value_size)"])
+        if self.deflated:
+            raise _Unparsable([f"value of {length} bytes in a deflated data set not read"])
         self.handle.seek(offset)
         data = self.handle.read(length)
         if len(data) != length:
@@ -296,6 +308,8 @@ class _File:
         spec = element_spec(tag)
         vr = elem.VR
         if type(elem.value) is list:  # the reader found items: a sequence, whatever the VR
+            if elem.value is TOO_DEEP:
+                raise _Unparsable([f"sequence nested deeper than {MAX_NESTING} levels: not read"])
             self.sequence(elem, spec, enc, depth, values, types, other)
             return
         if spec is not None and vr == spec.vr:
@@ -313,7 +327,8 @@ class _File:
             return
         if kind is Kind.BINARY:
             length, offset = _extent(elem)
-            bulk.append({"Tag": tag_name(tag), "VR": vr, "Offset": offset, "Length": length})
+            at = None if self.deflated else offset  # an offset in inflated bytes helps no one
+            bulk.append({"Tag": tag_name(tag), "VR": vr, "Offset": at, "Length": length})
             return
         raw = self.raw_values(elem, vr, kind, enc)
         if spec is None:  # private or unknown: text in OtherElements
@@ -458,13 +473,19 @@ def _raw_text(elem: Element) -> str:
 
 
 def _encodings(ds: Dataset, default: list[str]) -> list[str]:
+    """Python codecs for a data set's SpecificCharacterSet; unknown or garbled names fall
+    back to ``default`` (the values then decode with replacement characters)."""
     raw = ds[SPECIFIC_CHARACTER_SET].value
-    names: Any = []
+    names: list[str] = []
     if isinstance(raw, bytes):
         names = [v.strip(" \x00") for v in raw.decode("ascii", "replace").split("\\")]
+        names = [n for n in names if n.isprintable()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert_encodings(names or default)
+        try:
+            return list(convert_encodings(names or default))
+        except (ValueError, LookupError, TypeError):
+            return list(default)
 
 
 def union(rows: list[Header]) -> dict[str, pa.DataType]:
@@ -514,19 +535,32 @@ def read_header(source: str | Path | IO[bytes], options: HeaderOptions | None = 
     """
     options = options or HeaderOptions()
     if isinstance(source, str | Path):
+        if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO or a device would block
+            raise NotARegularFile("not a regular file")
         with open(source, "rb") as handle:
             return _read(handle, options)
     return _read(source, options)
 
 
 def _read(handle: IO[bytes], options: HeaderOptions) -> Header:
+    # pydicom logs what it rejects, values included (an unknown character set name,
+    # an invalid UID): nothing of a file may reach a log, so its logger is off meanwhile.
+    pydicom_log = logging.getLogger("pydicom")
+    was_disabled, pydicom_log.disabled = pydicom_log.disabled, True
+    try:
+        return _convert(handle, options)
+    finally:
+        pydicom_log.disabled = was_disabled
+
+
+def _convert(handle: IO[bytes], options: HeaderOptions) -> Header:
     parsed = read_file(handle, options.defer_size)
     ds = parsed.body
     if not parsed.meta and not _looks_like_dicom(ds):
         raise InvalidDicomError("not a DICOM file: no preamble, no DICOM elements")
     if not ds:
         raise TruncatedFile("no data set element could be read after the file meta")
-    converter = _File(handle, options)
+    converter = _File(handle, options, deflated=parsed.deflated)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         enc = _encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
@@ -541,6 +575,10 @@ def _read(handle: IO[bytes], options: HeaderOptions) -> Header:
     meta.values.update(body.values)
     meta.types.update(body.types)
     return meta
+
+
+class NotARegularFile(DcmSparkError, OSError):
+    """A FIFO, a device or a socket: reading it could block or never end."""
 
 
 class TruncatedFile(DcmSparkError, EOFError):

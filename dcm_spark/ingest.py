@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import stat
 import sys
 import time
 import uuid
@@ -31,7 +33,14 @@ import pyarrow.fs as pafs
 
 from dcm_spark import listing, schema, table
 from dcm_spark.deidentify import Policy, apply
-from dcm_spark.header import FileError, Header, HeaderOptions, convert_file, to_record_batch
+from dcm_spark.header import (
+    FileError,
+    Header,
+    HeaderOptions,
+    NotARegularFile,
+    convert_file,
+    to_record_batch,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -155,7 +164,10 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def _open(uri: str) -> IO[bytes]:
     if uri.startswith("file:") or "://" not in uri:
-        return open(_filesystem(uri)[1], "rb")  # noqa: SIM115 - closed by the caller
+        path = _filesystem(uri)[1]
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the task
+            raise NotARegularFile("not a regular file")
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
     fs, path = _filesystem(uri)
     return fs.open_input_file(path)
 

@@ -35,7 +35,10 @@ VALID_VRS = LONG_VRS | frozenset(
     (b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
      b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US")
 )  # fmt: skip
+_VR_NAMES = {code: code.decode() for code in VALID_VRS}
 MAX_NESTING = 64  # deeper than any real file; guards the stack against hostile input
+TOO_DEEP: list[Dataset] = []  # the value of a sequence nested deeper than MAX_NESTING
+MAX_INFLATED = 256 << 20  # a deflated data set is read no further than this
 
 
 class Element(NamedTuple):
@@ -59,6 +62,7 @@ class Parsed:
     meta: Dataset
     body: Dataset
     truncated: bool
+    deflated: bool = False  # offsets are in the inflated stream; long values were not kept
 
 
 class _End(Exception):
@@ -90,6 +94,19 @@ class _Source:
         self.pos += n
         return self.buf[start : start + n]
 
+    def head(self) -> bytes | None:
+        """The next 8 bytes (an element's tag and what follows), or None at a clean end."""
+        start = self.pos - self.base
+        if start + 8 <= len(self.buf):
+            self.pos += 8
+            return self.buf[start : start + 8]
+        try:
+            return bytes(self.need(8))
+        except _End:
+            if self.pos - self.base >= len(self.buf):
+                return None  # nothing at all left: the data set simply ends here
+            raise
+
     def upto(self, n: int) -> bytes:
         """Up to ``n`` bytes: fewer only where the file ends."""
         try:
@@ -112,14 +129,6 @@ class _Source:
             raise _End  # the length runs past the end of the file
         self.pos += n
         self.buf, self.base = b"", self.pos
-
-    def at_end(self) -> bool:
-        try:
-            self.need(1)
-        except _End:
-            return True
-        self.pos -= 1
-        return False
 
 
 class _Reader:
@@ -145,39 +154,39 @@ class _Reader:
         out: Dataset = {}
         src = self.src
         try:
-            if depth > MAX_NESTING:
-                raise _End
             while (end is None or src.pos < end) and not self.truncated:
-                if end is None and src.at_end():
-                    break
-                start = src.pos
-                group, number = self.header.unpack(src.need(4))
+                head = src.head()
+                if head is None:
+                    if end is None:
+                        break
+                    raise _End
+                group, number = self.header.unpack(head[:4])
                 tag = group << 16 | number
                 if stop_group is not None and group != stop_group:
-                    src.pos = start
+                    src.pos -= 8
                     break
                 if tag in (ITEM_END, SEQUENCE_END):
-                    src.need(4)
-                    break
-                vr, length = self._vr_and_length(tag)
-                out[tag] = self._value(tag, vr, length, depth)
+                    break  # its 4-byte length is part of the 8 bytes read
+                vr, length = self._vr_and_length(tag, head)
+                element = self._value(tag, vr, length, depth)
+                # A tag twice in one data set: the first stands (a later copy must not
+                # silently replace, say, the PatientID).
+                out.setdefault(tag, element)
         except (_End, struct.error):
             self.truncated = True
         return out
 
-    def _vr_and_length(self, tag: int) -> tuple[str | None, int]:
-        src = self.src
+    def _vr_and_length(self, tag: int, head: bytes) -> tuple[str | None, int]:
+        """VR and length from the 8 bytes after which the value (or a long length) starts."""
         if self.implicit or tag >> 16 == 0xFFFE:
-            return None, self.u32.unpack(src.need(4))[0]
-        code = bytes(src.need(2))
+            return None, self.u32.unpack(head[4:])[0]
+        code = head[4:6]
         if code not in VALID_VRS:  # explicit said, implicit written: read on as implicit
-            src.pos -= 2
             self.implicit = True
-            return None, self.u32.unpack(src.need(4))[0]
+            return None, self.u32.unpack(head[4:])[0]
         if code in LONG_VRS:
-            src.need(2)
-            return code.decode(), self.u32.unpack(src.need(4))[0]
-        return code.decode(), self.u16.unpack(src.need(2))[0]
+            return _VR_NAMES[code], self.u32.unpack(self.src.need(4))[0]
+        return _VR_NAMES[code], self.u16.unpack(head[6:])[0]
 
     def _is_sequence(self, tag: int, vr: str | None, length: int) -> bool:
         if vr == "SQ":
@@ -202,6 +211,9 @@ class _Reader:
         implicit = vr is None
         if self._is_sequence(tag, vr, length):
             end = None if length == UNDEFINED else tell + length
+            if depth >= MAX_NESTING:  # step over the subtree, keep reading after it
+                self._skip_sequence(end)
+                return Element(tag, "SQ", length, TOO_DEEP, tell, implicit, self.little)
             if vr == "UN":  # a sequence sent as UN is encoded implicit VR little endian
                 saved = (self.little, self.implicit)
                 self._encoding(True, True)
@@ -228,9 +240,12 @@ class _Reader:
         src = self.src
         try:
             while (end is None or src.pos < end) and not self.truncated:
-                group, number = self.header.unpack(src.need(4))
+                head = src.head()
+                if head is None:
+                    raise _End
+                group, number = self.header.unpack(head[:4])
                 tag = group << 16 | number
-                length = self.u32.unpack(src.need(4))[0]
+                length = self.u32.unpack(head[4:])[0]
                 if tag == SEQUENCE_END:
                     break
                 if tag != ITEM:
@@ -243,6 +258,32 @@ class _Reader:
             self.truncated = True
         return items
 
+    def _skip_sequence(self, end: int | None) -> None:
+        """Step over a sequence without building it (no recursion: any depth)."""
+        src = self.src
+        if end is not None:
+            src.skip(end - src.pos)
+            return
+        open_ = 1  # undefined-length sequences and items not yet closed
+        while open_:
+            head = bytes(src.need(8))
+            group, number = self.header.unpack(head[:4])
+            tag = group << 16 | number
+            if tag >> 16 == 0xFFFE:
+                length = self.u32.unpack(head[4:])[0]
+                if tag in (ITEM_END, SEQUENCE_END):
+                    open_ -= 1
+                elif length == UNDEFINED:
+                    open_ += 1
+                else:
+                    src.skip(length)
+                continue
+            _vr, length = self._vr_and_length(tag, head)
+            if length == UNDEFINED:
+                open_ += 1
+            else:
+                src.skip(length)
+
     def _skip_fragments(self) -> None:
         src = self.src
         while True:
@@ -253,6 +294,47 @@ class _Reader:
             if length == UNDEFINED:
                 raise _End
             src.skip(length)
+
+
+class _Inflated:
+    """A deflated data set as a forward-only file: inflated block by block, never whole.
+
+    Seeking backwards is impossible; seeking forwards inflates and discards.
+    """
+
+    def __init__(self, fp: IO[bytes], limit: int = MAX_INFLATED) -> None:
+        self.fp = fp
+        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.pending = b""
+        self.position = 0
+        self.limit = limit
+
+    def read(self, n: int) -> bytes:
+        while len(self.pending) < n and self.position + len(self.pending) < self.limit:
+            compressed = self.fp.read(1 << 16)
+            try:
+                if compressed:
+                    more = self.inflater.decompress(compressed, 1 << 20)
+                else:
+                    more = self.inflater.flush()
+                while self.inflater.unconsumed_tail and len(more) < (4 << 20):
+                    more += self.inflater.decompress(self.inflater.unconsumed_tail, 1 << 20)
+            except zlib.error:
+                more = b""
+            if not more and not compressed:
+                break
+            self.pending += more
+        data, self.pending = self.pending[:n], self.pending[n:]
+        self.position += len(data)
+        return data
+
+    def seek(self, position: int) -> None:
+        while self.position < position:
+            if not self.read(min(position - self.position, 1 << 20)):
+                break
+
+    def tell(self) -> int:
+        return self.position
 
 
 def _transfer_syntax(meta: Dataset) -> str | None:
@@ -295,21 +377,20 @@ def read_file(fp: IO[bytes], defer_size: int = 4096) -> Parsed:
     syntax = _transfer_syntax(meta)
     body_start = meta_reader.src.pos
     fp.seek(body_start)
-    if syntax is None:  # no file meta: guess from the first element
+    if syntax is None or not syntax.startswith("1.2.840.10008.1.2"):
+        # no file meta, or a transfer syntax no one defined: guess from the first element
         peek = fp.read(8)
         fp.seek(body_start)
         little = not (_plausible(peek[:2], "big") and not _plausible(peek[:2], "little"))
         implicit = not _looks_explicit(peek)
     else:
         little, implicit = syntax != EXPLICIT_BIG, syntax == IMPLICIT_LITTLE
-    if syntax in DEFLATED:  # offsets of a deflated data set are in the inflated bytes
-        try:
-            data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(fp.read())
-        except zlib.error:
-            data = b""
-        source = _Source(fp, data=data, base=0)
+    deflated = syntax in DEFLATED
+    if deflated:  # offsets of a deflated data set are in the inflated stream
+        source = _Source(_Inflated(fp), base=0)  # type: ignore[arg-type]
+        defer_size = max(defer_size, 1 << 20)  # text cannot be read again afterwards
     else:
         source = _Source(fp, base=body_start)
     reader = _Reader(source, little, implicit, defer_size)
     body = reader.dataset(None, 0)
-    return Parsed(meta, body, meta_reader.truncated or reader.truncated)
+    return Parsed(meta, body, meta_reader.truncated or reader.truncated, deflated)

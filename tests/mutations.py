@@ -1,0 +1,914 @@
+"""Hostile inputs for `dcm_spark.header.convert_file`, built from real DICOM files.
+
+Every case comes from a few of pydicom's test files (read offline through `tests.corpus`),
+rewritten with pydicom so that they carry a *canary* (PatientName ``CANARY^SECRET``,
+PatientID ``CANARY-ID-123``: no error message may ever show it) and then damaged:
+
+* truncation every few bytes over the header, at element boundaries and inside pixel data;
+* random bytes flipped in the header (the file meta included);
+* element, item and sequence lengths replaced by absurd values (0xFFFFFFFE, 0x7FFFFFFF,
+  file size + 1, odd lengths, undefined length on elements that cannot have one);
+* VRs replaced (invalid ones, SQ on a string, ...) in explicit-VR files;
+* text elements declaring a huge length (explicit files: the header rewritten to UT);
+* undefined-length items and sequences with their delimiters removed, items longer than
+  their sequence, sequences shorter than their first item;
+* a second PatientID out of tag order (before the Pixel Data, or after it);
+* the elements read for the whole file (file meta group length, transfer syntax, specific
+  character set, pixel representation): lengths, VRs and values garbled;
+* deflate: the compressed stream truncated or flipped, a decompression bomb, a long text
+  value behind the deflate stream;
+* made from scratch: empty file, random bytes, preamble + ``DICM`` only, a text file that
+  holds the canary, sequences nested 200 (and 2,000) deep, 20,000 items, 4 MB of
+  backslashes in one DS (4 million values);
+* filesystem: a directory named ``x.dcm``, a chmod-000 file, a symlink loop, a dangling
+  symlink, a missing path, a FIFO, a symlink to ``/dev/zero``, a sparse file whose one
+  text value is 96 MB.
+
+`build` is deterministic: every random choice comes from a `random.Random` seeded with a
+string, and the same pydicom and zlib give byte-identical cases.
+
+A case whose damage lies entirely after the canary elements (which come right after the
+file meta and the few elements before group 0010) carries ``expect``: the converter must
+still return a row with those values (a clearly intact part of the file must not be lost).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
+
+from tests.corpus import testdata_file
+
+CANARY = "CANARY"
+CANARY_NAME = "CANARY^SECRET"
+CANARY_ID = "CANARY-ID-123"
+SEED = "dcm-spark robustness 1"
+
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+UNDEFINED = 0xFFFFFFFF
+PATIENT_NAME, PATIENT_ID, PIXEL_DATA = 0x00100010, 0x00100020, 0x7FE00010
+CONTENT_SEQUENCE = 0x0040A730
+TEXT_VALUE = 0x0040A160
+#: explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2)
+LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC"}
+TEXT_VRS |= {"UI", "UR", "UT"}
+
+#: source name -> (pydicom test file, how its sequences are written: None keeps them)
+SOURCES: dict[str, tuple[str, bool | None]] = {
+    "ct": ("CT_small.dcm", None),  # explicit VR little endian, native pixel data
+    "mr_be": ("MR_small_bigendian.dcm", None),  # explicit VR big endian
+    "mr_implicit": ("MR_small_implicit.dcm", None),  # implicit VR little endian
+    "rtplan": ("rtplan.dcm", False),  # implicit VR, nested defined-length sequences
+    "rtplan_undef": ("rtplan.dcm", True),  # the same, undefined-length items and sequences
+    "sr": ("test-SR.dcm", False),  # explicit VR, SR content tree (defined lengths)
+    "sr_undef": ("test-SR.dcm", True),
+    "deflated": ("image_dfl.dcm", None),  # deflated explicit VR little endian
+    "jpeg2k": ("JPEG2000.dcm", None),  # encapsulated pixel data (undefined length)
+}
+
+#: every mutation kind `build` makes, in order (the tests are parametrized over them)
+KINDS = (
+    "truncate",
+    "truncate_pixels",
+    "flip",
+    "length",
+    "vr",
+    "text_huge",
+    "delimiter",
+    "item_overflow",
+    "critical",
+    "order",
+    "deflate_stream",
+    "deflate_bomb",
+    "deflate_long_text",
+    "not_dicom",
+    "canary_text",
+    "deep",
+    "wide",
+    "amplify",
+    "fs",
+    "fs_hang",
+    "fs_sparse",
+)
+
+
+@dataclass(frozen=True)
+class Element:
+    """Where one element (or item, or delimiter) lies in a file's bytes."""
+
+    offset: int  # of its tag
+    tag: int
+    vr: str | None  # None in implicit VR, and for items and delimiters
+    length_offset: int
+    length_size: int  # 2 or 4
+    length: int
+    value_offset: int
+    depth: int  # 0 in the top-level dataset
+    sequence_length: int | None = None  # an item's: its sequence's defined length
+
+    @property
+    def end(self) -> int:
+        """Offset after the value (the value start for undefined lengths and SQ)."""
+        if self.length == UNDEFINED or self.vr == "SQ" or self.tag == ITEM:
+            return self.value_offset
+        return self.value_offset + self.length
+
+
+@dataclass(frozen=True)
+class Source:
+    """A real file with the canary planted, and the layout of its elements."""
+
+    name: str
+    data: bytes  # the file as written (deflated when the syntax says so)
+    plain: bytes  # the same with the data set inflated: what structural mutations edit
+    body: int  # offset of the data set (after the file meta) in `plain`
+    implicit: bool
+    little: bool
+    deflated: bool
+    elements: tuple[Element, ...]
+    canary_end: int  # offset in `plain` after the canary elements
+    study: str  # its StudyInstanceUID (group 0020: after the canary)
+
+    @property
+    def order(self) -> str:
+        return "<" if self.little else ">"
+
+    @property
+    def header_end(self) -> int:
+        """Offset of the Pixel Data element in `plain`, or its end."""
+        for e in self.elements:
+            if e.tag == PIXEL_DATA and e.depth == 0:
+                return e.offset
+        return len(self.plain)
+
+    def pack(self, plain: bytes) -> bytes:
+        """`plain` as a file: its data set deflated again when the source was."""
+        if not self.deflated:
+            return plain
+        deflate = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return plain[: self.body] + deflate.compress(plain[self.body :]) + deflate.flush()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile input: bytes to write to a file, or a builder of a filesystem entry."""
+
+    id: str  # unique, e.g. "ct/truncate@1234"
+    kind: str  # one of KINDS
+    data: bytes | None = None
+    make: Callable[[Path], Path] | None = field(default=None, compare=False)
+    #: values the row must still hold (keyword -> value); empty: anything goes
+    expect: tuple[tuple[str, object], ...] = ()
+    note: str = ""
+
+
+INTACT: tuple[tuple[str, object], ...] = (
+    ("PatientID", CANARY_ID),
+    ("PatientName", {"Alphabetic": {"FamilyName": "CANARY", "GivenName": "SECRET"}}),
+)
+
+
+# -- the element layout ----------------------------------------------------------------
+
+
+def _is_sequence(tag: int, vr: str | None, length: int) -> bool:
+    if vr is not None:
+        return vr == "SQ"
+    if tag == PIXEL_DATA:
+        return False
+    try:
+        return dictionary_VR(tag) == "SQ"
+    except KeyError:
+        return length == UNDEFINED  # private, implicit: only a sequence can be undefined
+
+
+class _Walker:
+    """Lay out the elements of a data set, items and delimiters included."""
+
+    def __init__(self, data: bytes, implicit: bool, little: bool) -> None:
+        self.data, self.implicit, self.order = data, implicit, "<" if little else ">"
+        self.found: list[Element] = []
+
+    def header(self, pos: int, implicit: bool, order: str) -> tuple[int, str | None, int, int]:
+        """(tag, VR, length offset, length size) of the element at `pos`."""
+        group, number = struct.unpack_from(f"{order}HH", self.data, pos)
+        tag = group << 16 | number
+        if group == 0xFFFE or implicit:
+            return tag, None, pos + 4, 4
+        vr = self.data[pos + 4 : pos + 6].decode("latin-1")
+        if vr in LONG_VRS:
+            return tag, vr, pos + 8, 4
+        return tag, vr, pos + 6, 2
+
+    def dataset(self, pos: int, end: int, depth: int, meta: bool = False) -> int:
+        """Walk elements from `pos` to `end` or an item delimiter; the offset after."""
+        implicit, order = (False, "<") if meta else (self.implicit, self.order)
+        while pos + 8 <= end:
+            if meta and struct.unpack_from("<H", self.data, pos)[0] != 2:
+                return pos
+            tag, vr, at, size = self.header(pos, implicit, order)
+            if at + size > end:
+                return end
+            length = struct.unpack_from(order + ("I" if size == 4 else "H"), self.data, at)[0]
+            value = at + size
+            self.found.append(Element(pos, tag, vr, at, size, length, value, depth))
+            if tag == ITEM_END:
+                return value
+            if _is_sequence(tag, vr, length):
+                if length == UNDEFINED:
+                    pos = self.items(value, end, depth, None)
+                else:
+                    self.items(value, min(end, value + length), depth, length)
+                    pos = value + length
+            elif length == UNDEFINED:  # encapsulated pixel data: items of fragments
+                pos = self.fragments(value, end, depth)
+            else:
+                pos = value + length
+        return end if pos > end else pos
+
+    def items(self, pos: int, end: int, depth: int, sequence_length: int | None) -> int:
+        while pos + 8 <= end:
+            group, number, length = struct.unpack_from(f"{self.order}HHI", self.data, pos)
+            tag = group << 16 | number
+            if tag not in (ITEM, SEQUENCE_END):
+                return end
+            self.found.append(
+                Element(pos, tag, None, pos + 4, 4, length, pos + 8, depth + 1, sequence_length)
+            )
+            pos += 8
+            if tag == SEQUENCE_END:
+                return pos
+            if length == UNDEFINED:
+                pos = self.dataset(pos, end, depth + 1)
+            else:
+                self.dataset(pos, min(end, pos + length), depth + 1)
+                pos += length
+        return pos
+
+    def fragments(self, pos: int, end: int, depth: int) -> int:
+        while pos + 8 <= end:
+            group, number, length = struct.unpack_from(f"{self.order}HHI", self.data, pos)
+            tag = group << 16 | number
+            self.found.append(Element(pos, tag, None, pos + 4, 4, length, pos + 8, depth + 1))
+            pos += 8
+            if tag == SEQUENCE_END:
+                return pos
+            pos += length
+        return pos
+
+
+def _sequences_undefined(ds: Dataset, undefined: bool) -> None:
+    for elem in ds:
+        if elem.VR == "SQ":
+            elem.is_undefined_length = undefined
+            for item in elem.value:
+                item.is_undefined_length_sequence_item = undefined
+                _sequences_undefined(item, undefined)
+
+
+def load_source(name: str) -> Source:
+    """The source `name` of `SOURCES`, with the canary planted."""
+    filename, undefined = SOURCES[name]
+    ds = pydicom.dcmread(testdata_file(filename))
+    ds.PatientName, ds.PatientID = CANARY_NAME, CANARY_ID
+    if undefined is not None:
+        _sequences_undefined(ds, undefined)
+    out = io.BytesIO()
+    ds.save_as(out)  # keeps the file's transfer syntax (deflating again when deflated)
+    return layout(name, out.getvalue())
+
+
+def layout(name: str, data: bytes) -> Source:
+    """Find the elements of a Part 10 file (preamble, file meta, then the data set)."""
+    if data[128:132] != b"DICM":
+        raise ValueError(f"{name}: no preamble")
+    meta = _Walker(data, implicit=False, little=True)
+    body = meta.dataset(132, len(data), 0, meta=True)
+    syntax = pydicom.uid.UID(
+        next(
+            data[e.value_offset : e.end].rstrip(b"\x00 ").decode()
+            for e in meta.found
+            if e.tag == 0x00020010
+        )
+    )
+    deflated = syntax == DeflatedExplicitVRLittleEndian
+    plain = data
+    if deflated:
+        plain = data[:body] + zlib.decompress(data[body:], -zlib.MAX_WBITS)
+    walker = _Walker(plain, syntax.is_implicit_VR, syntax.is_little_endian)
+    walker.found = list(meta.found)
+    walker.dataset(body, len(plain), 0)
+    canary = [e for e in walker.found if e.depth == 0 and e.tag in (PATIENT_NAME, PATIENT_ID)]
+    if len(canary) != 2:
+        raise ValueError(f"{name}: canary elements not found")
+    return Source(
+        name,
+        data,
+        plain,
+        body,
+        syntax.is_implicit_VR,
+        syntax.is_little_endian,
+        deflated,
+        tuple(walker.found),
+        max(e.end for e in canary),
+        str(pydicom.dcmread(io.BytesIO(data)).StudyInstanceUID),
+    )
+
+
+# -- mutations of a source -------------------------------------------------------------
+
+
+def _rng(*parts: object) -> random.Random:
+    return random.Random(":".join([SEED, *map(str, parts)]))
+
+
+def _intact(src: Source, first_changed: int) -> tuple[tuple[str, object], ...]:
+    return INTACT if first_changed >= src.canary_end else ()
+
+
+def _set_length(src: Source, plain: bytearray, e: Element, value: int) -> None:
+    fmt = src.order + ("I" if e.length_size == 4 else "H")
+    if e.offset < src.body:
+        fmt = "<" + fmt[1:]  # the file meta is always little endian
+    struct.pack_into(fmt, plain, e.length_offset, value)
+
+
+def truncations(src: Source, step: int = 199, count: int = 5) -> Iterator[Case]:
+    """Cut the file every `step` bytes of the header, and at the boundaries of `count`
+    elements: inside the tag, inside the length, at the value, in the middle of it."""
+    end = src.header_end
+    cuts = set(range(0, end, step))
+    inside = [e for e in src.elements if e.offset < end]
+    for e in _rng(src.name, "truncate").sample(inside, min(count, len(inside))):
+        cuts |= {e.offset, e.offset + 3, e.length_offset + e.length_size - 1}
+        cuts |= {e.value_offset, e.value_offset + max(0, min(e.length, end) - 1) // 2}
+    for cut in sorted(c for c in cuts if 0 < c < end):
+        data = src.pack(src.plain[:cut])
+        yield Case(f"{src.name}/truncate@{cut}", "truncate", data, expect=_intact(src, cut))
+    pixels = [e for e in src.elements if e.tag == PIXEL_DATA and e.depth == 0]
+    if pixels:
+        start, size = pixels[0].value_offset, len(src.plain) - pixels[0].value_offset
+        for cut in sorted({start, start + 1, *(start + size * k // 7 for k in range(1, 7))}):
+            data = src.pack(src.plain[:cut])
+            yield Case(f"{src.name}/truncate@{cut}", "truncate_pixels", data, expect=INTACT)
+
+
+def flips(src: Source, count: int = 25) -> Iterator[Case]:
+    """XOR one to four random bytes of the header with random non-zero masks."""
+    rng = _rng(src.name, "flip")
+    for n in range(count):
+        plain = bytearray(src.plain)
+        where = sorted(rng.randrange(0, src.header_end) for _ in range(rng.choice((1, 1, 2, 4))))
+        for pos in where:
+            plain[pos] ^= rng.randrange(1, 256)
+        spots = ",".join(map(str, where))
+        yield Case(
+            f"{src.name}/flip{n}@{spots}",
+            "flip",
+            src.pack(bytes(plain)),
+            expect=_intact(src, where[0]),
+        )
+
+
+def lengths(src: Source, count: int = 6) -> Iterator[Case]:
+    """Lengths of elements, items and delimiters replaced by absurd values."""
+    rng = _rng(src.name, "length")
+    size = len(src.plain)
+    elements = [e for e in src.elements if e.offset < src.header_end or e.tag == PIXEL_DATA]
+    chosen = sorted(rng.sample(elements, min(count, len(elements))), key=lambda e: e.offset)
+    pixels = [e for e in src.elements if e.tag == PIXEL_DATA]
+    for e in chosen + [p for p in pixels if p not in chosen]:
+        if e.length_size == 4:
+            values = {0xFFFFFFFE, 0x7FFFFFFF, size + 1, UNDEFINED, e.length | 1}
+        else:
+            values = {0xFFFF, 0xFFFE, min(size + 1, 0xFFFF), e.length | 1}
+        for value in sorted(values - {e.length}):
+            plain = bytearray(src.plain)
+            _set_length(src, plain, e, value)
+            yield Case(
+                f"{src.name}/length@{e.offset}:{e.tag:08X}={value:#x}",
+                "length",
+                src.pack(bytes(plain)),
+                expect=_intact(src, e.offset),
+            )
+
+
+def vrs(src: Source, count: int = 3) -> Iterator[Case]:
+    """Explicit VRs replaced: invalid ones, and valid ones that change the layout."""
+    if src.implicit:
+        return
+    rng = _rng(src.name, "vr")
+    explicit = [e for e in src.elements if e.vr is not None and e.offset >= src.body]
+    for e in sorted(rng.sample(explicit, min(count, len(explicit))), key=lambda e: e.offset):
+        for vr in ("ZZ", "\x00\x00", "SQ", "UN", "UT", "US", "DA", "PN"):
+            if vr == e.vr:
+                continue
+            plain = bytearray(src.plain)
+            plain[e.offset + 4 : e.offset + 6] = vr.encode("latin-1")
+            yield Case(
+                f"{src.name}/vr@{e.offset}:{e.tag:08X}={vr.encode('latin-1').hex()}",
+                "vr",
+                src.pack(bytes(plain)),
+                expect=_intact(src, e.offset),
+            )
+
+
+def huge_texts(src: Source, count: int = 3) -> Iterator[Case]:
+    """Text elements declaring 0xFFFFFFFE, 0x7FFFFFF0 or file size + 1 bytes."""
+    rng = _rng(src.name, "text")
+    texts = []
+    for e in src.elements:
+        if e.offset < src.body or e.offset >= src.header_end or e.tag >> 16 == 0xFFFE:
+            continue
+        vr = e.vr
+        if vr is None:
+            try:
+                vr = dictionary_VR(e.tag)
+            except KeyError:
+                continue
+        if vr in TEXT_VRS:
+            texts.append(e)
+    chosen = {e.tag: e for e in texts if e.tag in (PATIENT_NAME, PATIENT_ID)}
+    rest = [e for e in texts if e.tag not in chosen]
+    picked = [*chosen.values(), *rng.sample(rest, min(count, len(rest)))]
+    for e in sorted(picked, key=lambda e: e.offset):
+        for value in (0xFFFFFFFE, 0x7FFFFFF0, len(src.plain) + 1):
+            plain = bytearray(src.plain)
+            if e.length_size == 4:
+                _set_length(src, plain, e, value)
+            else:  # rewrite "VR + 2-byte length" as "UT + 00 00 + 4-byte length"
+                plain[e.offset + 4 : e.value_offset] = b"UT\x00\x00" + struct.pack(
+                    src.order + "I", value
+                )
+            yield Case(
+                f"{src.name}/text_huge@{e.offset}:{e.tag:08X}={value:#x}",
+                "text_huge",
+                src.pack(bytes(plain)),
+                expect=_intact(src, e.offset),
+            )
+
+
+def delimiters(src: Source, count: int = 12) -> Iterator[Case]:
+    """Item and sequence delimiters removed: `count` one at a time, each kind, and all."""
+    marks = [e for e in src.elements if e.tag in (ITEM_END, SEQUENCE_END)]
+    if not marks:
+        return
+    some = _rng(src.name, "delimiter").sample(marks, min(count, len(marks)))
+    groups = [(f"@{e.offset}", [e]) for e in sorted(some, key=lambda e: e.offset)]
+    groups += [
+        ("items", [e for e in marks if e.tag == ITEM_END]),
+        ("sequences", [e for e in marks if e.tag == SEQUENCE_END]),
+        ("all", marks),
+    ]
+    for label, removed in groups:
+        if not removed:
+            continue
+        plain = bytearray(src.plain)
+        for e in sorted(removed, key=lambda e: -e.offset):
+            del plain[e.offset : e.offset + 8]
+        first = min(e.offset for e in removed)
+        yield Case(
+            f"{src.name}/delimiter-{label}",
+            "delimiter",
+            src.pack(bytes(plain)),
+            expect=_intact(src, first),
+        )
+
+
+def item_overflows(src: Source, count: int = 10) -> Iterator[Case]:
+    """Items longer than their (defined-length) sequence; sequences shorter than an item."""
+    rng = _rng(src.name, "item")
+    containers = [
+        e
+        for e in src.elements
+        if (e.tag == ITEM and e.sequence_length is not None)
+        or (e.tag >> 16 != 0xFFFE and _is_sequence(e.tag, e.vr, e.length))
+    ]
+    picked = rng.sample(containers, min(count, len(containers)))
+    for e in sorted(picked, key=lambda e: e.offset):
+        if e.tag == ITEM and e.sequence_length is not None:
+            for extra in (2, 100, 0xFFFFFFF0 - e.sequence_length):
+                plain = bytearray(src.plain)
+                _set_length(src, plain, e, e.sequence_length + extra)
+                yield Case(
+                    f"{src.name}/item_overflow@{e.offset}+{extra}",
+                    "item_overflow",
+                    src.pack(bytes(plain)),
+                    expect=_intact(src, e.offset),
+                )
+        defined = e.length not in (0, UNDEFINED) and e.tag >> 16 != 0xFFFE
+        if defined and _is_sequence(e.tag, e.vr, e.length):
+            plain = bytearray(src.plain)
+            _set_length(src, plain, e, 8)  # only the first item's tag and length
+            yield Case(
+                f"{src.name}/sequence_short@{e.offset}",
+                "item_overflow",
+                src.pack(bytes(plain)),
+                expect=_intact(src, e.offset),
+            )
+
+
+#: elements the converter reads for the whole file, outside its per-element guard
+CRITICAL = {
+    0x00020000: "FileMetaInformationGroupLength",
+    0x00020010: "TransferSyntaxUID",
+    0x00080005: "SpecificCharacterSet",
+    0x00280103: "PixelRepresentation",
+}
+
+
+def critical(src: Source) -> Iterator[Case]:
+    """The elements of `CRITICAL`: lengths small and absurd, or just long enough to take
+    in the canary elements (the file stays aligned), VRs swapped, values garbled."""
+    rng = _rng(src.name, "critical")
+    for e in src.elements:
+        if e.tag not in CRITICAL:
+            continue
+        name = CRITICAL[e.tag]
+        edits: list[tuple[str, bytearray]] = []
+        top = 0xFFFFFFFE if e.length_size == 4 else 0xFFFF
+        swallow = src.canary_end - e.value_offset  # the value takes in the canary elements
+        lengths = {0, 3, e.length + 1, min(len(src.plain) + 1, top), top}
+        if 0 < swallow <= top:
+            lengths.add(swallow)
+        for value in sorted(lengths):
+            if value != e.length:
+                plain = bytearray(src.plain)
+                _set_length(src, plain, e, value)
+                edits.append((f"length={value:#x}", plain))
+        if e.vr is not None:
+            for vr in ("SQ", "UN", "US", "ZZ"):
+                if vr != e.vr:
+                    plain = bytearray(src.plain)
+                    plain[e.offset + 4 : e.offset + 6] = vr.encode()
+                    edits.append((f"vr={vr}", plain))
+        plain = bytearray(src.plain)
+        plain[e.value_offset : e.end] = rng.randbytes(e.end - e.value_offset)
+        edits.append(("value", plain))
+        if e.tag == 0x00080005:
+            for label, value in (("esc", b"\x1b$B\x1b(B"), ("multi", b"\\ISO 2022 IR 87\\xyz")):
+                plain = bytearray(src.plain)
+                padded = value + b" " * (len(value) % 2)
+                plain[e.value_offset : e.end] = padded
+                _set_length(src, plain, e, len(padded))
+                edits.append((label, plain))
+        for label, plain in edits:
+            expect = _intact(src, e.offset)
+            if label == f"length={swallow:#x}" and e.offset >= src.body:
+                # aligned again after the canary (in the file meta, the transfer syntax
+                # would be lost, and with it the way to read the data set)
+                expect = (("StudyInstanceUID", src.study),)
+            yield Case(
+                f"{src.name}/critical@{e.offset}:{name}:{label}",
+                "critical",
+                src.pack(bytes(plain)),
+                expect=expect,
+            )
+
+
+def deflate_streams(src: Source) -> Iterator[Case]:
+    """The compressed stream itself damaged (only for a deflated source)."""
+    if not src.deflated:
+        return
+    body = src.data[src.body :]
+    needed = src.canary_end - src.body  # inflated bytes the canary needs
+    for cut in range(1, len(body), max(1, len(body) // 24)):
+        inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body[:cut])
+        expect = INTACT if len(inflated) >= needed + 16 else ()
+        data = src.data[: src.body + cut]
+        yield Case(f"{src.name}/deflate_truncate@{cut}", "deflate_stream", data, expect=expect)
+    rng = _rng(src.name, "deflate")
+    for n in range(12):
+        raw = bytearray(src.data)
+        pos = rng.randrange(src.body, len(raw))
+        raw[pos] ^= rng.randrange(1, 256)
+        yield Case(f"{src.name}/deflate_flip{n}@{pos}", "deflate_stream", bytes(raw))
+
+
+# -- files made from scratch -----------------------------------------------------------
+
+
+def _explicit(tag: int, vr: str, value: bytes, length: int | None = None) -> bytes:
+    size = len(value) if length is None else length
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode()
+    if vr in LONG_VRS:
+        return head + b"\x00\x00" + struct.pack("<I", size) + value
+    return head + struct.pack("<H", size) + value
+
+
+def _implicit(tag: int, value: bytes, length: int | None = None) -> bytes:
+    size = len(value) if length is None else length
+    return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, size) + value
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b" " * (len(raw) % 2)
+
+
+def part10(body: bytes, syntax: str = ExplicitVRLittleEndian, *, deflate: bool = False) -> bytes:
+    """Preamble, file meta (Secondary Capture) and `body` (deflated if asked)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[SEED, syntax, str(len(body))])
+    mode = pydicom.config.settings.reading_validation_mode
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE  # "CANARY.1.2"
+    try:
+        meta.TransferSyntaxUID = syntax
+    finally:
+        pydicom.config.settings.reading_validation_mode = mode
+    meta.ImplementationClassUID = "1.2.826.0.1.3680043.10.511.9"
+    out = io.BytesIO()
+    pydicom.filewriter.write_file_meta_info(out, meta, enforce_standard=True)
+    if deflate:
+        squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        body = squeeze.compress(body) + squeeze.flush()
+    return b"\x00" * 128 + b"DICM" + out.getvalue() + body
+
+
+def _patient(implicit: bool = False) -> bytes:
+    pairs = [
+        (0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.7"),
+        (0x00080018, "UI", "1.2.3.4"),
+        (PATIENT_NAME, "PN", CANARY_NAME),
+        (PATIENT_ID, "LO", CANARY_ID),
+    ]
+    if implicit:
+        return b"".join(_implicit(tag, _text(v)) for tag, _vr, v in pairs)
+    return b"".join(_explicit(tag, vr, _text(v)) for tag, vr, v in pairs)
+
+
+CONTENT_LABEL = 0x00700080
+DEEP_EXPECT = (*INTACT, ("ContentLabel", "TAIL"))
+
+
+def nested(levels: int, *, undefined: bool, implicit: bool = False) -> bytes:
+    """A data set whose ContentSequence nests `levels` deep, a TextValue at the bottom,
+    and a ContentLabel "TAIL" after the sequence."""
+    leaf = _text(f"leaf at level {levels}")
+    inner = _implicit(TEXT_VALUE, leaf) if implicit else _explicit(TEXT_VALUE, "UT", leaf)
+    for _ in range(levels):
+        if undefined:
+            item = struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED) + inner
+            item += struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+            items = item + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+            length: int | None = UNDEFINED
+        else:
+            items = struct.pack("<HHI", 0xFFFE, 0xE000, len(inner)) + inner
+            length = None
+        if implicit:
+            inner = _implicit(CONTENT_SEQUENCE, items, length)
+        else:
+            inner = _explicit(CONTENT_SEQUENCE, "SQ", items, length)
+    tail = (
+        _implicit(CONTENT_LABEL, b"TAIL") if implicit else _explicit(CONTENT_LABEL, "CS", b"TAIL")
+    )
+    return _patient(implicit) + inner + tail
+
+
+BOMB = 200 << 20
+
+
+def deflate_bomb(size: int) -> bytes:
+    """A deflated file whose Pixel Data inflates to `size` zero bytes (about size / 1000)."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = _patient() + _explicit(PIXEL_DATA, "OB", b"", length=size)
+    chunks = [squeeze.compress(head)]
+    zeros = b"\x00" * (1 << 20)
+    for _ in range(size >> 20):
+        chunks.append(squeeze.compress(zeros))
+    chunks.append(squeeze.flush())
+    return part10(b"", DeflatedExplicitVRLittleEndian) + b"".join(chunks)
+
+
+def scratch_cases() -> Iterator[Case]:
+    """Files that were never valid DICOM, or that are valid but extreme."""
+    rng = _rng("scratch")
+    yield Case("scratch/empty", "not_dicom", b"")
+    for size in (1, 4, 127, 128, 131, 132, 133, 500, 4096, 65536):
+        yield Case(f"scratch/random{size}", "not_dicom", rng.randbytes(size))
+        if size > 132:
+            data = bytearray(rng.randbytes(size))
+            data[128:132] = b"DICM"
+            yield Case(f"scratch/random{size}+DICM", "not_dicom", bytes(data))
+    yield Case("scratch/preamble+DICM", "not_dicom", b"\x00" * 128 + b"DICM")
+    yield Case("scratch/DICM-only", "not_dicom", b"DICM")
+    yield Case("scratch/meta-only", "not_dicom", part10(b""))
+    yield Case("scratch/meta-deflated-garbage", "not_dicom", part10(rng.randbytes(300)))
+    yield Case(
+        "scratch/meta-deflated-syntax-garbage",
+        "not_dicom",
+        part10(rng.randbytes(300), DeflatedExplicitVRLittleEndian),
+    )
+    zeros = b"\x00" * 128 + b"DICM" + b"\x00" * 4096
+    yield Case("scratch/preamble+DICM+zeros", "not_dicom", zeros)
+    yield Case("scratch/zeros", "not_dicom", b"\x00" * 65536)
+    yield Case("scratch/0xff", "not_dicom", b"\xff" * 65536)
+
+    text = f"PatientName={CANARY_NAME}\nPatientID={CANARY_ID}\n" * 40
+    yield Case("scratch/canary.txt", "canary_text", text.encode())
+    model = {"00100010": {"vr": "PN", "Value": [{"Alphabetic": CANARY_NAME}]}}
+    yield Case("scratch/canary.json", "canary_text", json.dumps(model).encode())
+    # a bare data set that is all canary: no preamble, no file meta
+    bare = _patient() + _explicit(0x00104000, "LT", _text(f"{CANARY_NAME} " * 50))
+    yield Case("scratch/canary-bare", "canary_text", bare)
+    yield Case("scratch/canary-bare-implicit", "canary_text", _patient(implicit=True))
+    # the canary where a VR, a tag or a transfer syntax is expected
+    bad_vr = struct.pack("<HH", 0x0010, 0x0010) + b"CANARY^SECRET\x00"
+    yield Case("scratch/canary-as-vr", "canary_text", part10(bad_vr))
+    yield Case("scratch/canary-as-syntax", "canary_text", part10(_patient(), "CANARY.1.2"))
+    charset = _explicit(0x00080005, "CS", _text("CANARY-SECRET"))
+    yield Case("scratch/canary-as-charset", "canary_text", part10(charset + _patient()))
+
+    for levels, undefined, implicit in ((200, True, False), (200, False, False), (200, True, True)):
+        body = nested(levels, undefined=undefined, implicit=implicit)
+        syntax = "1.2.840.10008.1.2" if implicit else ExplicitVRLittleEndian
+        label = f"{'undefined' if undefined else 'defined'}{'-implicit' if implicit else ''}"
+        yield Case(
+            f"scratch/deep{levels}-{label}", "deep", part10(body, syntax), expect=DEEP_EXPECT
+        )
+    for levels in (2000,):
+        body = nested(levels, undefined=True)
+        yield Case(f"scratch/deep{levels}-undefined", "deep", part10(body), expect=DEEP_EXPECT)
+        body = nested(levels, undefined=False)
+        yield Case(f"scratch/deep{levels}-defined", "deep", part10(body), expect=DEEP_EXPECT)
+
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0)
+    many = _explicit(CONTENT_SEQUENCE, "SQ", item * 20_000)
+    yield Case("scratch/20000-empty-items", "wide", part10(_patient() + many), expect=INTACT)
+    code = _explicit(0x00080100, "SH", b"ABC ") + _explicit(0x00080104, "LO", b"meaning ")
+    coded = struct.pack("<HHI", 0xFFFE, 0xE000, len(code)) + code
+    seq = _explicit(0x0040A043, "SQ", coded * 2000)
+    yield Case("scratch/2000-code-items", "wide", part10(_patient() + seq), expect=INTACT)
+    privates = b"".join(
+        _explicit(0x00090000 | e, "LO", b"x ") for e in range(0x1000, 0x1000 + 5000)
+    )
+    creator = _explicit(0x00090010, "LO", b"ROBUSTNESS ")
+    yield Case("scratch/5000-private", "wide", part10(_patient() + creator + privates))
+
+    # 4 MB of backslashes in a DS (implicit VR: 4-byte length): 4 million empty values
+    implicit = "1.2.840.10008.1.2"
+    many = _patient(implicit=True) + _implicit(0x00200032, b"\\" * (4 << 20))
+    yield Case("scratch/4MB-of-backslashes", "amplify", part10(many, implicit), expect=INTACT)
+
+    # deflate: a bomb (200 MB of zeros in 200 kB), and a text value past defer_size
+    yield Case("scratch/deflate-bomb", "deflate_bomb", deflate_bomb(BOMB), expect=INTACT)
+    long_text = " ".join(f"line {n:05d} of a long comment." for n in range(400))
+    comments = _explicit(0x00204000, "LT", _text(long_text))
+    yield Case(
+        "scratch/deflate-long-text",
+        "deflate_long_text",
+        part10(_patient() + comments, DeflatedExplicitVRLittleEndian, deflate=True),
+        expect=(*INTACT, ("ImageComments", long_text)),
+        note=f"ImageComments is {len(long_text)} bytes, more than defer_size",
+    )
+    noise = _explicit(0x00290010, "LO", b"ROBUSTNESS ")
+    noise += _explicit(0x00291010, "OB", _rng("noise").randbytes(40_000))  # incompressible
+    yield Case(
+        "scratch/deflate-long-text-then-noise",
+        "deflate_long_text",
+        part10(_patient() + comments + noise, DeflatedExplicitVRLittleEndian, deflate=True),
+        expect=(*INTACT, ("ImageComments", long_text)),
+        note="the compressed file is long enough for a read at the inflated offset to succeed",
+    )
+    yield Case(
+        "scratch/plain-long-text",
+        "deflate_long_text",
+        part10(_patient() + comments),
+        expect=(*INTACT, ("ImageComments", long_text)),
+        note="the same data set, not deflated (control)",
+    )
+
+
+# -- filesystem entries ----------------------------------------------------------------
+
+
+def _directory(root: Path) -> Path:
+    (root / "x.dcm").mkdir()
+    return root / "x.dcm"
+
+
+def _unreadable(root: Path) -> Path:
+    path = root / "unreadable.dcm"
+    path.write_bytes(load_source("ct").data)
+    path.chmod(0)
+    return path
+
+
+def _loop(root: Path) -> Path:
+    (root / "a.dcm").symlink_to(root / "b.dcm")
+    (root / "b.dcm").symlink_to(root / "a.dcm")
+    return root / "a.dcm"
+
+
+def _dangling(root: Path) -> Path:
+    (root / "dangling.dcm").symlink_to(root / "nowhere.dcm")
+    return root / "dangling.dcm"
+
+
+def _missing(root: Path) -> Path:
+    return root / "missing.dcm"
+
+
+def _fifo(root: Path) -> Path:
+    os.mkfifo(root / "fifo.dcm")
+    return root / "fifo.dcm"
+
+
+def _dev_zero(root: Path) -> Path:
+    (root / "zero.dcm").symlink_to("/dev/zero")
+    return root / "zero.dcm"
+
+
+def _dev_null(root: Path) -> Path:
+    (root / "null.dcm").symlink_to("/dev/null")
+    return root / "null.dcm"
+
+
+SPARSE_TEXT = 96 << 20
+
+
+def _sparse(root: Path) -> Path:
+    """A valid file whose LT ImageComments declares (and holds) 96 MB: sparse on disk."""
+    path = root / "sparse.dcm"
+    head = part10(_patient() + _explicit(0x00204000, "UT", b"", length=SPARSE_TEXT))
+    with path.open("wb") as out:
+        out.write(head)
+        out.truncate(len(head) + SPARSE_TEXT)
+    return path
+
+
+def filesystem_cases() -> Iterator[Case]:
+    yield Case("fs/directory x.dcm", "fs", make=_directory)
+    yield Case("fs/chmod-000", "fs", make=_unreadable, note="root reads it anyway")
+    yield Case("fs/symlink-loop", "fs", make=_loop)
+    yield Case("fs/dangling-symlink", "fs", make=_dangling)
+    yield Case("fs/missing", "fs", make=_missing)
+    yield Case("fs/dev-null", "fs", make=_dev_null)
+    yield Case("fs/fifo", "fs_hang", make=_fifo, note="open() blocks until a writer comes")
+    yield Case("fs/dev-zero", "fs_hang", make=_dev_zero, note="an endless stream of zeros")
+    yield Case("fs/sparse-96MB-text", "fs_sparse", make=_sparse, expect=INTACT)
+
+
+# -- the corpus ------------------------------------------------------------------------
+
+
+def duplicates(src: Source) -> Iterator[Case]:
+    """A second PatientID, out of tag order: before the Pixel Data, or after it (a reader
+    keeps the elements after Pixel Data). The first, in order, is the patient's."""
+    if src.deflated:
+        return
+    other = _text("OTHER-PATIENT")
+    if src.implicit:
+        element = struct.pack(f"{src.order}HHI", 0x0010, 0x0020, len(other)) + other
+    else:
+        element = struct.pack(f"{src.order}HH", 0x0010, 0x0020) + b"LO"
+        element += struct.pack(f"{src.order}H", len(other)) + other
+    end = src.header_end
+    for label, at in (("before-pixels", end), ("at-end", len(src.plain))):
+        if label == "before-pixels" and end == len(src.plain):
+            continue
+        plain = src.plain[:at] + element + src.plain[at:]
+        yield Case(f"{src.name}/duplicate-{label}", "order", src.pack(plain), expect=INTACT)
+
+
+def source_cases(src: Source) -> Iterator[Case]:
+    yield from truncations(src)
+    yield from flips(src)
+    yield from lengths(src)
+    yield from vrs(src)
+    yield from huge_texts(src)
+    yield from delimiters(src)
+    yield from item_overflows(src)
+    yield from critical(src)
+    yield from duplicates(src)
+    yield from deflate_streams(src)
+
+
+def build() -> list[Case]:
+    """Every case: mutations of each source, scratch files, filesystem entries."""
+    cases: list[Case] = []
+    for name in SOURCES:
+        cases.extend(source_cases(load_source(name)))
+    cases.extend(scratch_cases())
+    cases.extend(filesystem_cases())
+    ids = [c.id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise AssertionError("case ids are not unique")
+    unknown = {c.kind for c in cases} - set(KINDS)
+    if unknown:
+        raise AssertionError(f"kinds missing from KINDS: {unknown}")
+    return cases
