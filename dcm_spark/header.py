@@ -19,10 +19,13 @@ import json
 import logging
 import os
 import re
+import signal
 import stat
 import struct
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -97,11 +100,16 @@ class HeaderOptions:
     max_value_size
         Text or number values longer than this (bytes) are not read at all: the column
         is null and ``OtherElements`` says how long the value was (memory stays bounded).
+    time_budget
+        Seconds one file may take (a hung network read, a pathological file); past it
+        the file becomes a `FileError` of class ``FileTimeout``. None: no limit. Applies
+        in the main thread (Spark's Python workers), through SIGALRM.
     """
 
     max_depth: int = 15
     defer_size: int = 4096
     max_value_size: int = 1 << 20
+    time_budget: float | None = 30.0
 
     def __post_init__(self) -> None:
         if self.max_depth < 1:
@@ -577,6 +585,29 @@ def _convert(handle: IO[bytes], options: HeaderOptions) -> Header:
     return meta
 
 
+class FileTimeout(DcmSparkError, TimeoutError):
+    """A file took longer than ``HeaderOptions.time_budget``."""
+
+
+@contextmanager
+def _time_budget(seconds: float | None) -> Iterator[None]:
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if seconds is None or not usable:
+        yield
+        return
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise FileTimeout(f"reading took longer than the time budget of {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class NotARegularFile(DcmSparkError, OSError):
     """A FIFO, a device or a socket: reading it could block or never end."""
 
@@ -598,8 +629,10 @@ def convert_file(
 ) -> Header | FileError:
     """Like `read_header`, but a file that cannot be read becomes a `FileError`."""
     label = path or str(source if isinstance(source, str | Path) else getattr(source, "name", ""))
+    options = options or HeaderOptions()
     try:
-        return read_header(source, options)
+        with _time_budget(options.time_budget):
+            return read_header(source, options)
     except Exception as exc:
         return FileError(label, type(exc).__name__, safe_message(exc))
 

@@ -6,6 +6,8 @@ import datetime
 import io
 import json
 import struct
+import time
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any
@@ -438,3 +440,46 @@ def test_a_file_cut_inside_pixel_data_keeps_its_header(tmp_path: Path) -> None:
     missing = [m for m in missing_elements(full, row.values, 0, "") if "7FE0" not in m]
     assert missing == []
     assert row.values["SOPInstanceUID"] == full.SOPInstanceUID
+
+
+class SlowFile(io.BytesIO):
+    """A file whose reads hang (a stalled network mount)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        time.sleep(1.0)
+        return super().read(size)
+
+
+def test_a_file_that_hangs_is_stopped_by_the_time_budget() -> None:
+    data = make_file(PatientName="SMITH^JOHN")
+    slow = SlowFile(data)
+    started = time.monotonic()
+    result = convert_file(slow, HeaderOptions(time_budget=0.5))
+    assert isinstance(result, FileError)
+    assert result.error_class == "FileTimeout"
+    assert time.monotonic() - started < 5
+
+
+def test_extreme_valid_files_stay_within_memory(tmp_path: Path) -> None:
+    from bench.run import big_header, big_pixels
+
+    elements = big_header(tmp_path / "header.dcm", frames=1500)
+    assert elements >= 13000
+    size = big_pixels(tmp_path / "pixels.dcm", megabytes=100)
+    assert size > 100 * 2**20
+    for name, budget_mb in (("header.dcm", 64), ("pixels.dcm", 4)):
+        tracemalloc.start()
+        row = convert_file(tmp_path / name)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert isinstance(row, Header), row
+        assert peak < budget_mb * 2**20, (name, peak)
+    pixels = convert_file(tmp_path / "pixels.dcm")
+    assert isinstance(pixels, Header)
+    assert pixels.values["NumberOfFrames"] == "200"
+    assert "DataSetTrailingPadding" not in pixels.values  # binary, after the pixels:
+    tags = {b["Tag"] for b in pixels.values["_BulkData"]}
+    assert {"Tag_7FE00010", "Tag_FFFCFFFC"} <= tags  # listed, as everything after them
+    header = convert_file(tmp_path / "header.dcm")
+    assert isinstance(header, Header)
+    assert len(header.values["PerFrameFunctionalGroupsSequence"]) == 1500
