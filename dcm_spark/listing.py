@@ -108,11 +108,26 @@ def list_files(spark: SparkSession, inputs: tuple[str, ...]) -> pa.Table:
 
 
 def known_files(spark: SparkSession, path: str) -> set[tuple[str, int, Any]] | None:
-    """(path, size, mtime) of every file a table already holds; None if no table."""
+    """(path, size, mtime) of every file a table already holds; None if no table.
+
+    A local table is read with delta-rs, without the JVM: a fresh Spark session needs
+    ~7 s for its first query of a wide table, most of a run that finds nothing new.
+    Elsewhere (or if delta-rs cannot read the table) Spark reads it.
+    """
+    columns = ["_path", "_size", "_mtime"]
+    if is_local(path):
+        local = _local(path)
+        if not os.path.isdir(os.path.join(local, "_delta_log")):
+            return None
+        try:
+            from deltalake import DeltaTable
+
+            return _keys(DeltaTable(local).to_pyarrow_table(columns=columns))
+        except Exception:  # a table feature delta-rs does not read: Spark does
+            pass
     if not table.exists(spark, path):
         return None
-    known = spark.read.format("delta").load(path).select("_path", "_size", "_mtime").toArrow()
-    return _keys(known)
+    return _keys(spark.read.format("delta").load(path).select(*columns).toArrow())
 
 
 def _keys(files: pa.Table) -> set[tuple[str, int, Any]]:

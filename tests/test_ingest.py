@@ -59,9 +59,21 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
+def digest(root: Path) -> dict[str, tuple[str, float]]:
+    import hashlib
+
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
 def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_path) -> None:
     table = tmp_path / "dicom"
+    before = digest(tree)
     summary = ingest(spark, [tree], table)
+    assert digest(tree) == before  # an ingest never modifies or deletes its inputs
     listed = sorted(p for p in tree.rglob("*") if p.is_file())
     assert summary.listed == len(listed) == 8
     assert (summary.parsed, summary.failed) == (5, 3)
@@ -130,6 +142,11 @@ def write_age(path: Path, age: bytes, uid: str) -> None:
     if b"\\" in age:  # the second batch's items also gain a field
         seq_item.CodeMeaning = "Tissue"
     ds.AnatomicRegionSequence = [seq_item]
+    vendor = Dataset()  # a private sequence whose items differ between the two batches
+    vendor.CodeValue = "V1"
+    if b"\\" in age:
+        vendor.CodeMeaning = "vendor two"
+    ds.private_block(0x0029, "DCM-SPARK TEST", create=True).add_new(0x10, "SQ", [vendor])
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = uid
@@ -164,6 +181,11 @@ def test_promotion_across_runs_migrates_old_rows(spark, tmp_path) -> None:
         "1.2.826.0.1.1": None,
         "1.2.826.0.1.2": "Tissue",
     }
+    vendor = rows(spark, table, "SOPInstanceUID, Tag_00291010[0].CodeMeaning AS m")
+    assert {r["SOPInstanceUID"]: r["m"] for r in vendor} == {
+        "1.2.826.0.1.1": None,
+        "1.2.826.0.1.2": "vendor two",
+    }
     log = rows(spark, Path(f"{table}_promotions"))
     assert [(r["column_path"], r["from_type"], r["to_type"], r["_run_id"]) for r in log] == [
         ("PatientAge", "string", "list<item: string>", summary.run_id)
@@ -194,16 +216,10 @@ def test_two_runs_at_once_never_duplicate(spark, tree, tmp_path) -> None:
     assert len(paths) == len(set(paths)) == 5
 
 
-def spark_submit(args: list[str]) -> subprocess.Popen[bytes]:
+def spark_submit(args: list[str], master: str = "local[2]") -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    command = [
-        "spark-submit",
-        "--master",
-        "local[2]",
-        "--properties-file",
-        "conf/spark-defaults.conf",
-    ]
+    command = ["spark-submit", "--master", master, "--properties-file", "conf/spark-defaults.conf"]
     return subprocess.Popen(
         [*command, "jobs/ingest.py", *args],
         cwd=ROOT,
@@ -300,3 +316,87 @@ def test_excluded_and_deidentified_values_never_reach_the_written_bytes(spark, t
     assert row["PatientIdentityRemoved"] == "YES"
     assert row["StudyInstanceUID"] == policy.hash_uid(str(ds.StudyInstanceUID))
     assert row["PatientID"] not in (None, "CANARYID42")
+
+
+def python_workers(root: int) -> list[int]:
+    """Python workers forked by a pyspark daemon that descends from process ``root``."""
+    parent: dict[int, int] = {}
+    daemon: set[int] = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            parent[int(pid)] = int(
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"pyspark.daemon" in cmd:
+            daemon.add(int(pid))
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return [pid for pid in daemon if parent.get(pid) in daemon and descends(pid)]
+
+
+@pytest.mark.slow
+def test_a_killed_python_worker_is_retried_without_duplicates(spark, tree, tmp_path) -> None:
+    ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    for i in range(1500):
+        (tree / f"bulk{i:04d}.dcm").write_bytes(ct)
+    table = tmp_path / "dicom"
+    job = spark_submit(["--input", str(tree), "--table", str(table)], master="local[2,4]")
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and job.poll() is None and time.monotonic() < deadline:
+        workers = python_workers(job.pid)
+        if workers:
+            os.kill(workers[0], signal.SIGKILL)
+            killed = workers[0]
+        time.sleep(0.05)
+    out, _ = job.communicate(timeout=300)
+    assert killed is not None, "no Python worker seen"
+    assert job.returncode == 0, out.decode()[-3000:]
+    paths = [r["_path"] for r in rows(spark, table, "_path")]
+    assert len(paths) == len(set(paths)) == 1505
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Any:
+    """A 24 MB tmpfs (needs root and mount rights; skipped where they are missing)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_and_leaves_the_table_as_it_was(spark, tree, small_disk) -> None:
+    table = small_disk / "dicom"
+    ingest(spark, [tree], table)
+    version = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count()
+    before = sorted(r["_path"] for r in rows(spark, table, "_path"))
+    for i in range(30):
+        shutil.copy(get_testdata_file("MR_small.dcm"), tree / f"more{i}.dcm")
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * max(0, free - 4096))
+    with pytest.raises(Exception, match="(?i)space|quota|IOException|error"):
+        ingest(spark, [tree], table)
+    (small_disk / "filler").unlink()
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count() == version
+    assert sorted(r["_path"] for r in rows(spark, table, "_path")) == before
+    assert not (table / "_dcm_spark" / "lock").exists()
+    again = ingest(spark, [tree], table)  # with space again, the files come in once
+    assert again.parsed == 30
