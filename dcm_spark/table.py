@@ -7,7 +7,6 @@ no row) and ``<table>_promotions`` (every column whose type a run promoted). A r
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import socket
@@ -300,14 +299,6 @@ def lock(spark: SparkSession, table: str, run_id: str) -> Iterator[None]:
         yield
     finally:
         lock_file.delete()
-
-
-def file_status(spark: SparkSession, path: str) -> tuple[str, int, Any]:
-    """(path, size, modification time) of one file, through Hadoop."""
-    fs, hpath = hadoop_fs(spark, path)
-    status = fs.getFileStatus(hpath)
-    mtime = datetime.datetime.fromtimestamp(status.getModificationTime() / 1000, datetime.UTC)
-    return path, int(status.getLen()), mtime
 
 
 def remove_dir(spark: SparkSession, path: str) -> None:

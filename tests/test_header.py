@@ -483,3 +483,16 @@ def test_extreme_valid_files_stay_within_memory(tmp_path: Path) -> None:
     header = convert_file(tmp_path / "header.dcm")
     assert isinstance(header, Header)
     assert len(header.values["PerFrameFunctionalGroupsSequence"]) == 1500
+
+
+def test_convert_files_gives_one_batch_and_the_errors(tmp_path: Path) -> None:
+    from dcm_spark.header import convert_files
+
+    ct = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not DICOM")
+    batch, paths, errors = convert_files([ct, notes])
+    assert paths == [str(ct)]
+    assert batch.num_rows == 1
+    assert batch.column("SOPInstanceUID").to_pylist() == [read_independently(ct).SOPInstanceUID]
+    assert [(e.path, e.error_class) for e in errors] == [(str(notes), "InvalidDicomError")]
