@@ -60,6 +60,7 @@ from dcm_spark.vr import (
 OTHER_ELEMENTS_TYPE = pa.list_(OTHER_ELEMENT)
 BULK_DATA_TYPE = pa.list_(BULK_ELEMENT)
 UNDEFINED_LENGTH = 0xFFFFFFFF
+TRUNCATED = "_Truncated"  # true on the row of a file that ends before its data set does
 SPECIFIC_CHARACTER_SET = 0x00080005
 PIXEL_REPRESENTATION = 0x00280103
 TEXT_DELIMITERS = {0x0D, 0x0A, 0x09, 0x0C}  # reset ISO 2022 escapes (PS3.5 6.1.2.5.3)
@@ -582,6 +583,8 @@ def _convert(handle: IO[bytes], options: HeaderOptions) -> Header:
             meta.types.pop(extra)
     meta.values.update(body.values)
     meta.types.update(body.types)
+    if parsed.truncated:  # the file ends early: say so, the row is not the whole header
+        meta.values[TRUNCATED], meta.types[TRUNCATED] = True, pa.bool_()
     return meta
 
 

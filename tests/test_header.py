@@ -440,6 +440,8 @@ def test_a_file_cut_inside_pixel_data_keeps_its_header(tmp_path: Path) -> None:
     missing = [m for m in missing_elements(full, row.values, 0, "") if "7FE0" not in m]
     assert missing == []
     assert row.values["SOPInstanceUID"] == full.SOPInstanceUID
+    assert row.values["_Truncated"] is True
+    assert "_Truncated" not in header_of(source.read_bytes()).values
 
 
 class SlowFile(io.BytesIO):
