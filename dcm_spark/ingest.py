@@ -314,8 +314,6 @@ def run(
     dcm_spark.table.TableLocked
         If another run is writing the table.
     """
-    from pyspark.sql import functions as F
-
     started = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
     ingested_at = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -370,9 +368,10 @@ def run(
             old_schema = None if in_table is None else table.arrow_schema(spark, target)
             _write(spark, options, summary, parts, old_schema, changed, run_id, ingested_at)
             stage("written", summary.rows_written, t)
-            _record_errors(spark, errors_target, failures, run_id, ingested_at)
+            _record_errors(
+                spark, errors_target, failures, run_id, ingested_at, replace=options.full_refresh
+            )
         table.remove_dir(spark, staging)
-    del F
     summary.seconds = round(time.perf_counter() - started, 2)
     report(summary.text())
     return summary
@@ -441,6 +440,8 @@ def _record_errors(
     failures: list[Any],
     run_id: str,
     ingested_at: datetime.datetime,
+    *,
+    replace: bool = False,
 ) -> None:
     rows = [
         {
@@ -454,4 +455,4 @@ def _record_errors(
         }
         for r in failures
     ]
-    table.append_log(spark, path, rows, table.ERRORS_DDL)
+    table.append_log(spark, path, rows, table.ERRORS_DDL, replace=replace)

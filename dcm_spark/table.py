@@ -142,11 +142,20 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
 
 
-def append_log(spark: SparkSession, path: str, rows: list[dict[str, Any]], ddl: str) -> None:
-    """Append small records (errors, promotions) to a side table."""
-    if rows:
+def append_log(
+    spark: SparkSession,
+    path: str,
+    rows: list[dict[str, Any]],
+    ddl: str,
+    *,
+    replace: bool = False,
+) -> None:
+    """Append small records (errors, promotions) to a side table; ``replace`` rewrites it
+    with just these (a full refresh)."""
+    if rows or (replace and exists(spark, path)):
         df = spark.createDataFrame(rows, ddl)
-        df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+        mode = "overwrite" if replace else "append"
+        df.write.format("delta").mode(mode).option("mergeSchema", "true").save(path)
 
 
 ERRORS_DDL = (

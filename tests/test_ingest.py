@@ -124,6 +124,7 @@ def test_full_refresh_rebuilds(spark, tree, tmp_path) -> None:
     refreshed = ingest(spark, [tree], table, full_refresh=True)
     assert refreshed.parsed == 5
     assert len(rows(spark, table, "_path")) == 5
+    assert len(rows(spark, Path(f"{table}_errors"), "_path")) == 3  # replaced, not doubled
 
 
 def write_age(path: Path, age: bytes, uid: str) -> None:

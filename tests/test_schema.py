@@ -164,10 +164,7 @@ def kept(original: Any, src: pa.DataType, cast: Any, dst: pa.DataType) -> bool:
             return datetime.datetime.fromisoformat(cast).replace(tzinfo=datetime.UTC) == original
         if isinstance(original, datetime.date):
             return datetime.date.fromisoformat(cast) == original
-        loaded = json.loads(cast)
-        if isinstance(original, decimal.Decimal):
-            return decimal.Decimal(str(loaded)) == original
-        return loaded == json.loads(json.dumps(original, default=str))
+        return same_json(original, json.loads(cast))
     if isinstance(original, int | decimal.Decimal) and not isinstance(original, bool):
         return (
             decimal.Decimal(cast) == decimal.Decimal(original)
@@ -175,6 +172,29 @@ def kept(original: Any, src: pa.DataType, cast: Any, dst: pa.DataType) -> bool:
             else cast == original
         )
     return cast == original
+
+
+def same_json(original: Any, loaded: Any) -> bool:
+    """Does JSON text hold ``original`` whole (dates and times as ISO text)?"""
+    if isinstance(original, dict):
+        return (
+            isinstance(loaded, dict)
+            and loaded.keys() == original.keys()
+            and all(same_json(v, loaded[k]) for k, v in original.items())
+        )
+    if isinstance(original, list):
+        return (
+            isinstance(loaded, list)
+            and len(loaded) == len(original)
+            and all(same_json(o, x) for o, x in zip(original, loaded, strict=True))
+        )
+    if isinstance(original, datetime.datetime):
+        return datetime.datetime.fromisoformat(loaded).replace(tzinfo=datetime.UTC) == original
+    if isinstance(original, datetime.date):
+        return datetime.date.fromisoformat(loaded) == original
+    if isinstance(original, decimal.Decimal):
+        return decimal.Decimal(str(loaded)) == original
+    return bool(loaded == original)
 
 
 @given(batches(), schemas)
