@@ -72,7 +72,7 @@ class _End(Exception):
 class _Source:
     """A window on the file: reads ahead in blocks, seeks past what is not wanted."""
 
-    BLOCK = 1 << 16
+    BLOCK = 1 << 14  # most headers fit; a larger block copies pixel data for nothing
 
     def __init__(self, fp: IO[bytes], data: bytes | None = None, base: int = 0) -> None:
         self.fp = fp
