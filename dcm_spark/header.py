@@ -294,6 +294,8 @@ class _File:
             except _Unparsable as exc:
                 other.append({"Tag": tag_name(elem.tag), "Data": exc.raw})
                 _null_column(elem.tag, values, types)
+            except FileTimeout:
+                raise  # the file's time is up: not one element's fault
             except Exception:  # one bad element never costs the rest of the file
                 other.append({"Tag": tag_name(elem.tag), "Data": [_raw_text(elem)]})
         if other:

@@ -52,6 +52,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="deepest sequence nesting kept as columns; deeper is kept as JSON (default 15)",
     )
     parser.add_argument(
+        "--max-value-size",
+        type=int,
+        default=1 << 20,
+        metavar="BYTES",
+        help="text or number values longer than this are not read; OtherElements says so "
+        "(default 1 MiB)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds one file may take before it becomes an error record (default 30)",
+    )
+    parser.add_argument(
         "--files-per-task",
         type=int,
         default=2000,
@@ -97,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             table=args.table,
             errors_table=args.errors_table,
             full_refresh=args.full_refresh,
-            header=HeaderOptions(max_depth=args.max_depth),
+            header=HeaderOptions(
+                max_depth=args.max_depth,
+                max_value_size=args.max_value_size,
+                time_budget=args.time_budget,
+            ),
             files_per_task=args.files_per_task,
             privacy=privacy,
         )
