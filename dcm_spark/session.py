@@ -131,6 +131,16 @@ def configure(
     return builder
 
 
+def job_session(app_name: str) -> SparkSession:
+    """The session of a ``jobs/*.py`` script: this project's settings, Spark's log at WARN
+    (the jobs print their own progress)."""
+    from pyspark.sql import SparkSession
+
+    spark = configure(SparkSession.builder.appName(app_name)).getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
 def resolve_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
     """Resolve the Delta jars into ``ivy_dir`` once (no-op when they are cached)."""
     check_java()

@@ -15,13 +15,12 @@ from pathlib import Path
 
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
-from pyspark.sql import SparkSession
 
 from dcm_spark.deidentify import Policy, Profile
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.header import HeaderOptions
 from dcm_spark.ingest import IngestOptions, run
-from dcm_spark.session import configure
+from dcm_spark.session import job_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -123,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
-    spark = configure(SparkSession.builder.appName("dcm-spark ingest")).getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark = job_session("dcm-spark ingest")
     try:
         summary = run(spark, options)
     except (DcmSparkError, PySparkException, Py4JError) as exc:

@@ -10,10 +10,9 @@ import sys
 
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
-from pyspark.sql import SparkSession
 
 from dcm_spark.catalog import FORMATS, register, render
-from dcm_spark.session import configure
+from dcm_spark.session import job_session
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=1000, help="most rows printed")
     parser.add_argument("sql", help="the query; the table is `dicom`, its errors `dicom_errors`")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    spark = configure(SparkSession.builder.appName("dcm-spark query")).getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark = job_session("dcm-spark query")
     try:
         if not register(spark, args.table):
             print(f"query: no Delta table at {args.table}", file=sys.stderr)

@@ -9,11 +9,9 @@ import argparse
 import json
 import sys
 
-from pyspark.sql import SparkSession
-
 from dcm_spark import table
 from dcm_spark.catalog import bigquery_schema, schema_tree
-from dcm_spark.session import configure
+from dcm_spark.session import job_session
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--field", help="only this top-level column")
     parser.add_argument("--format", choices=("tree", "bigquery-json"), default="tree")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    spark = configure(SparkSession.builder.appName("dcm-spark schema")).getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark = job_session("dcm-spark schema")
     try:
         location = table.absolute(args.table)
         if not table.exists(spark, location):
