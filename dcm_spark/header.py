@@ -78,8 +78,14 @@ def _empty(kind: Kind) -> Any:
     return "" if kind in _TEXT_KINDS else None
 
 
-_INT_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "SV": "q", "UV": "Q", "AT": "H"}
-_FLOAT_FORMATS = {"FL": "f", "FD": "d"}
+# VR -> (struct format of one number, its size): binary numbers, decoded in one unpack
+_BINARY_NUMBERS = {
+    vr: (fmt, struct.calcsize(fmt))
+    for vr, fmt in (
+        ("US", "H"), ("SS", "h"), ("UL", "I"), ("SL", "i"), ("SV", "q"), ("UV", "Q"),
+        ("AT", "H"), ("FL", "f"), ("FD", "d"),
+    )
+}  # fmt: skip
 _IS = re.compile(r"[+-]?\d+")
 _DS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?")
@@ -253,9 +259,9 @@ class _File:
             data = self.read_at(elem.value_tell, elem.length) if elem.length else b""
         if not data:
             return []
-        fmt = _INT_FORMATS.get(vr) or _FLOAT_FORMATS.get(vr)
-        if fmt is not None:
-            size = struct.calcsize(fmt)
+        number = _BINARY_NUMBERS.get(vr)
+        if number is not None:
+            fmt, size = number
             if len(data) % size:
                 raise _Unparsable([data.hex()])
             order = "<" if elem.is_little_endian else ">"

@@ -391,12 +391,10 @@ def _write(
         return
     target = summary.table
     staged_schemas = [pa.ipc.read_schema(pa.py_buffer(r["arrow_schema"])) for r in parts]
-    base = old_schema if old_schema is not None else META_SCHEMA
-    merged = schema.drop_null_fields(schema.merge_schemas(base, META_SCHEMA, *staged_schemas))
+    base = old_schema if old_schema is not None else META_SCHEMA  # a new table: ours first
+    merged = schema.drop_null_fields(schema.merge_schemas(base, *staged_schemas))
     promoted = schema.promotions(old_schema, merged) if old_schema is not None else []
-    summary.columns_added = schema.added_fields(old_schema or pa.schema([]), merged)
-    if old_schema is None:
-        summary.columns_added = [c for c in summary.columns_added if c not in META_SCHEMA.names]
+    summary.columns_added = schema.added_fields(base, merged)
     spark_schema = table.spark_schema(merged)
     files = spark.createDataFrame([(r["staged"],) for r in parts], "staged string")
     # Few large Parquet files: a wide nested schema costs per file, not per row.
@@ -430,7 +428,7 @@ def _write(
     elif options.full_refresh:
         table.write(new_rows, target, schema=merged, rewrite=True)
     else:
-        table.write(new_rows, target, schema=merged, replace_paths=changed)
+        table.write(new_rows, target, schema=merged, replace_paths=changed, run_id=run_id)
     summary.rows_written = summary.parsed
 
 

@@ -101,6 +101,7 @@ def write(
     *,
     schema: pa.Schema,
     replace_paths: list[str] | None = None,
+    run_id: str = "",
     rewrite: bool = False,
 ) -> None:
     """Write rows into the table in one commit.
@@ -111,6 +112,8 @@ def write(
         Rows with exactly ``schema`` (the table's schema merged with theirs).
     replace_paths
         Files whose old rows this commit replaces (their size or mtime changed).
+    run_id
+        The run writing ``df`` (its rows' ``_run_id``), needed with ``replace_paths``.
     rewrite
         Replace the whole table (a migration): ``df`` holds every row.
     """
@@ -119,11 +122,10 @@ def write(
         writer = writer.mode("overwrite").option("overwriteSchema", "true")
     elif replace_paths:
         quoted = ",".join("'" + p.replace("'", "''") + "'" for p in replace_paths)
-        run = df.select("_run_id").limit(1).collect()[0][0]
         writer = (
             writer.mode("overwrite")
             .option("mergeSchema", "true")
-            .option("replaceWhere", f"_path IN ({quoted}) OR _run_id = '{run}'")
+            .option("replaceWhere", f"_path IN ({quoted}) OR _run_id = '{run_id}'")
         )
     else:
         writer = writer.mode("append").option("mergeSchema", "true")
