@@ -1,18 +1,23 @@
-"""One ingest run: list files, parse the new ones, merge schemas, write once.
+"""One ingest run: list files, parse the new ones, merge schemas, commit once.
 
 The flow (see DESIGN.md)::
 
-    list files (Spark/Hadoop; no contents read on the driver)
-      -> anti-join with what the table and the errors table hold (path, size, mtime)
-      -> mapInArrow(parse): the workers convert each file once and stage the rows as Arrow
-         IPC files (the schema is only known after parsing), returning small records
-      -> merge the staged schemas with the table's (dcm_spark.schema)
-      -> mapInArrow(load): the staged batches, cast to the merged schema
-      -> one Delta commit (append, replace changed files, or migrate), then the errors
+    list files (os.scandir or Hadoop; no contents read on the driver)
+      -> compare with what the table and the errors table hold (path, size, mtime)
+      -> mapInArrow(parse): each task converts its files once and writes their rows as
+         one Parquet file into the table's directory (pyarrow), in the task's own schema;
+         it returns the file's name, schema and statistics, and an error record per
+         failed file
+      -> merge the files' schemas with the table's (dcm_spark.schema)
+      -> cast and rewrite the rare file whose schema does not fit the merged one
+      -> one Delta commit adding the files (and new columns); errors to <table>_errors
 
-Why staging: ``mapInArrow`` needs its output schema before it runs. Parsing twice (once
-for the schema, once for the rows) doubles the hot path; staging costs one Arrow IPC
-write and read per batch, a few per cent of parsing.
+Why: ``mapInArrow`` needs its output schema before it runs, and the schema is only known
+after parsing. Parsing twice doubles the hot path; sending the rows through Spark's writer
+cost as much as parsing them (converting wide nested Arrow batches to Spark rows). The
+workers write Parquet that Spark reads as the merged schema: a file lacking a column or a
+nested field reads it as null. Runs that rewrite rows (a changed file replaced, a column
+promoted, a full refresh) read the data files back through Spark's Delta writer.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
 from dcm_spark import listing, schema, table
 from dcm_spark.deidentify import Policy, apply
@@ -38,12 +42,13 @@ from dcm_spark.header import (
     Header,
     HeaderOptions,
     NotARegularFile,
+    ValueMemo,
     convert_file,
     to_record_batch,
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 META_SCHEMA = pa.schema(
@@ -55,7 +60,9 @@ META_SCHEMA = pa.schema(
         ("_run_id", pa.string()),
     ]
 )
-STAGED_SCHEMA = pa.schema(
+#: What the parse tasks return: an error record per failed file, a data-file record per
+#: Parquet file written (see `dcm_spark.table.DATA_FILE_FIELDS`).
+PARSED_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),  # "rows" or "error"
         ("_path", pa.string()),
@@ -63,15 +70,13 @@ STAGED_SCHEMA = pa.schema(
         ("_mtime", pa.timestamp("us", tz="UTC")),
         ("error_class", pa.string()),
         ("message", pa.string()),
-        ("staged", pa.string()),
-        ("n_rows", pa.int64()),
-        ("arrow_schema", pa.binary()),
+        *table.DATA_FILE_FIELDS,
     ]
 )
-ROWS_PER_FILE = 20000
-STAGED_DDL = (
+PARSED_DDL = (
     "kind string, _path string, _size bigint, _mtime timestamp, error_class string, "
-    "message string, staged string, n_rows bigint, arrow_schema binary"
+    "message string, data_file string, n_rows bigint, file_size bigint, modified_ms bigint, "
+    "stats string, arrow_schema binary"
 )
 
 
@@ -154,31 +159,23 @@ def _stderr(line: str) -> None:
 # -- worker side -----------------------------------------------------------------------
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if uri.startswith("file:"):
-        return pafs.LocalFileSystem(), "/" + uri[len("file:") :].lstrip("/")
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), uri
-    return pafs.FileSystem.from_uri(uri)
-
-
 def _open(uri: str) -> IO[bytes]:
     if uri.startswith("file:") or "://" not in uri:
-        path = _filesystem(uri)[1]
+        path = table.filesystem(uri)[1]
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the task
             raise NotARegularFile("not a regular file")
         return open(path, "rb")  # noqa: SIM115 - closed by the caller
-    fs, path = _filesystem(uri)
+    fs, path = table.filesystem(uri)
     return fs.open_input_file(path)
 
 
-def _convert(uri: str, options: HeaderOptions) -> Header | FileError:
+def _convert(uri: str, options: HeaderOptions, memo: ValueMemo) -> Header | FileError:
     try:
         handle = _open(uri)
     except Exception as exc:
         return convert_file_error(uri, exc)
     with handle:
-        result = convert_file(handle, options, path=uri)
+        result = convert_file(handle, options, path=uri, memo=memo)
     if isinstance(result, Header) and result.values.get("MediaStorageSOPClassUID") == (
         DICOMDIR_CLASS
     ):
@@ -194,29 +191,35 @@ def convert_file_error(uri: str, exc: BaseException) -> FileError:
 
 def parse_partition(
     batches: Iterator[pa.RecordBatch],
-    staging: str,
+    root: str,
+    run_id: str,
+    ingested_at: datetime.datetime,
     options: HeaderOptions,
     per_batch: int,
     privacy: Policy | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: (_path, _size, _mtime) -> staged batches and error records."""
+    """mapInArrow function: (_path, _size, _mtime) -> error records and one data file.
+
+    The task's rows, converted ``per_batch`` files at a time, are merged into the task's
+    own schema and written as one Parquet file into the table's directory (``root``); the
+    driver adds it to the table once every task's schema is known.
+    """
     from pyspark import TaskContext
 
     context = TaskContext.get()
     attempt = context.taskAttemptId() if context is not None else uuid.uuid4().int
-    fs, staging_path = _filesystem(staging)
-    fs.create_dir(staging_path, recursive=True)
-    chunk = 0
+    parsed: list[pa.RecordBatch] = []
+    memo = ValueMemo()
     for batch in batches:
         files = batch.to_pylist()
         for start in range(0, len(files), per_batch):
-            out: list[dict[str, Any]] = []
+            errors: list[dict[str, Any]] = []
             rows: list[Header] = []
             meta: list[dict[str, Any]] = []
             for f in files[start : start + per_batch]:
-                result = _convert(f["_path"], options)
+                result = _convert(f["_path"], options, memo)
                 if isinstance(result, FileError):
-                    out.append(
+                    errors.append(
                         {"kind": "error", **f, "error_class": result.error_class}
                         | {"message": result.message}
                     )
@@ -224,59 +227,59 @@ def parse_partition(
                     rows.append(result if privacy is None else apply(result, privacy))
                     meta.append(f)
             if rows:
-                staged = f"{staging_path}/part-{attempt}-{chunk}.arrow"
-                chunk += 1
-                body = to_record_batch(rows)
-                staged_batch = _with_meta(body, meta)
-                with (
-                    fs.open_output_stream(staged) as sink,
-                    pa.ipc.new_file(sink, staged_batch.schema) as writer,
-                ):
-                    writer.write_batch(staged_batch)
-                out.append(
-                    {
-                        "kind": "rows",
-                        "staged": staged,
-                        "n_rows": staged_batch.num_rows,
-                        "arrow_schema": staged_batch.schema.serialize().to_pybytes(),
-                    }
-                )
-            if out:
-                yield pa.RecordBatch.from_pylist(out, schema=STAGED_SCHEMA)
+                parsed.append(_with_meta(to_record_batch(rows), meta, run_id, ingested_at))
+            if errors:
+                yield pa.RecordBatch.from_pylist(errors, schema=PARSED_SCHEMA)
+    if parsed:
+        merged = schema.merge_schemas(META_SCHEMA, *(b.schema for b in parsed))
+        rows_table = pa.Table.from_batches([schema.cast_batch(b, merged) for b in parsed])
+        name = f"part-{run_id}-{attempt:05d}.snappy.parquet"
+        written = table.write_data_file(root, name, rows_table)
+        yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
 
 
-def _with_meta(body: pa.RecordBatch, meta: list[dict[str, Any]]) -> pa.RecordBatch:
+def _with_meta(
+    body: pa.RecordBatch,
+    meta: list[dict[str, Any]],
+    run_id: str,
+    ingested_at: datetime.datetime,
+) -> pa.RecordBatch:
+    n = len(meta)
     columns = [
         pa.array([m["_path"] for m in meta], pa.string()),
         pa.array([m["_size"] for m in meta], pa.int64()),
         pa.array([m["_mtime"] for m in meta], pa.timestamp("us", tz="UTC")),
+        pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
+        pa.array([run_id] * n, pa.string()),
     ]
-    names = ["_path", "_size", "_mtime"]
-    clash = [n for n in body.schema.names if n in names]
-    body = body.drop_columns(clash) if clash else body
+    body = body.drop_columns([c for c in body.schema.names if c in META_SCHEMA.names])
     return pa.RecordBatch.from_arrays(
-        columns + list(body.columns), names=names + list(body.schema.names)
+        columns + list(body.columns), names=META_SCHEMA.names + list(body.schema.names)
     )
 
 
 def load_partition(
-    batches: Iterator[pa.RecordBatch],
-    target: pa.Schema,
-    run_id: str,
-    ingested_at: datetime.datetime,
+    batches: Iterator[pa.RecordBatch], root: str, target: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: staged file names -> their rows cast to the merged schema."""
+    """mapInArrow function: data file names -> their rows cast to the merged schema."""
     for batch in batches:
-        for uri in batch.column("staged").to_pylist():
-            fs, path = _filesystem(uri)
-            with fs.open_input_file(path) as source:
-                staged = pa.ipc.open_file(source).read_all()
-            n = staged.num_rows
-            staged = staged.append_column(
-                "_ingested_at", pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC"))
-            ).append_column("_run_id", pa.array([run_id] * n, pa.string()))
-            for part in staged.to_batches(max_chunksize=500):
+        for name in batch.column("data_file").to_pylist():
+            for part in table.read_data_file(root, name).to_batches(max_chunksize=500):
                 yield schema.cast_batch(part, target)
+
+
+def rewrite_partition(
+    batches: Iterator[pa.RecordBatch], root: str, target: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: data files whose schema does not fit the merged one are cast
+    and written again (under a new name; the old file is deleted)."""
+    for batch in batches:
+        for name in batch.column("data_file").to_pylist():
+            rows = table.read_data_file(root, name)
+            cast = pa.Table.from_batches([schema.cast_batch(rows, target)])
+            written = table.write_data_file(root, name.replace(".snappy", "-cast.snappy"), cast)
+            table.delete_data_files(root, [name])
+            yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
 
 
 def cast_partition(
@@ -291,9 +294,21 @@ def cast_partition(
 
 
 def _tasks(spark: SparkSession, n_files: int, per_task: int) -> int:
-    """Enough tasks to keep every core busy (3 waves), none larger than ``per_task``."""
+    """Enough tasks to keep every core busy (3 waves, whole ones), none larger than
+    ``per_task`` files."""
     cores = spark.sparkContext.defaultParallelism
-    return max(1, min(n_files, max(3 * cores, -(-n_files // per_task))))
+    waves = max(3, -(-n_files // (per_task * cores)))
+    return max(1, min(n_files, waves * cores))
+
+
+def _partitioned(spark: SparkSession, files: pa.Table, tasks: int) -> DataFrame:
+    """The files to parse as ``tasks`` partitions of consecutive files, without a shuffle.
+
+    Consecutive files (one folder, often one series) end in one data file, so its
+    statistics on the series and study UIDs stay narrow for data skipping.
+    """
+    rows = [tuple(r.values()) for r in files.sort_by("_path").to_pylist()]
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, tasks), listing.FILES_DDL)
 
 
 def run(
@@ -320,7 +335,6 @@ def run(
     target = table.absolute(options.table)
     errors_target = table.absolute(options.errors_table or table.errors_path(target))
     summary = Summary(run_id=run_id, table=target)
-    staging = f"{table.control_dir(target)}/staging/{run_id}"
 
     def stage(name: str, count: int, since: float) -> None:
         seconds = time.perf_counter() - since
@@ -329,7 +343,6 @@ def run(
         report(f"{name}: {count} files in {seconds:.1f} s{rate}")
 
     with table.lock(spark, target, run_id):
-        table.remove_dir(spark, f"{table.control_dir(target)}/staging")  # left by killed runs
         t = time.perf_counter()
         found = listing.list_files(spark, options.inputs)
         summary.listed = found.num_rows
@@ -350,28 +363,25 @@ def run(
             t = time.perf_counter()
             header_options, per_batch = options.header, options.files_per_batch
             privacy = options.privacy
-            todo = spark.createDataFrame(todo_files)
-            staged = (
-                todo.repartition(_tasks(spark, n_todo, options.files_per_task))
-                .mapInArrow(
-                    lambda it: parse_partition(it, staging, header_options, per_batch, privacy),
-                    STAGED_DDL,
-                )
-                .collect()
-            )
-            parts = [r for r in staged if r["kind"] == "rows"]
-            failures = [r for r in staged if r["kind"] == "error"]
+            todo = _partitioned(spark, todo_files, _tasks(spark, n_todo, options.files_per_task))
+            parsed = todo.mapInArrow(
+                lambda it: parse_partition(
+                    it, target, run_id, ingested_at, header_options, per_batch, privacy
+                ),
+                PARSED_DDL,
+            ).collect()
+            parts = [r.asDict() for r in parsed if r["kind"] == "rows"]
+            failures = [r for r in parsed if r["kind"] == "error"]
             summary.parsed = sum(r["n_rows"] for r in parts)
             summary.failed = len(failures)
             stage("parsed", n_todo, t)
             t = time.perf_counter()
             old_schema = None if in_table is None else table.arrow_schema(spark, target)
-            _write(spark, options, summary, parts, old_schema, changed, run_id, ingested_at)
+            _write(spark, options, summary, parts, old_schema, changed, run_id)
             stage("written", summary.rows_written, t)
             _record_errors(
                 spark, errors_target, failures, run_id, ingested_at, replace=options.full_refresh
             )
-        table.remove_dir(spark, staging)
     summary.seconds = round(time.perf_counter() - started, 2)
     report(summary.text())
     return summary
@@ -381,27 +391,41 @@ def _write(
     spark: SparkSession,
     options: IngestOptions,
     summary: Summary,
-    parts: list[Any],
+    parts: list[dict[str, Any]],
     old_schema: pa.Schema | None,
     changed: list[str],
     run_id: str,
-    ingested_at: datetime.datetime,
 ) -> None:
+    """Make the run's data files part of the table, in one commit.
+
+    Plain appends (new files; new columns) commit the workers' files as they are, after
+    casting the few whose schema does not fit the merged one. Replacing changed files,
+    promoting a column or a full refresh rewrite rows, so they go through Spark's Delta
+    writer, reading the data files as input; those are then deleted.
+    """
     if not parts:
         return
     target = summary.table
-    staged_schemas = [pa.ipc.read_schema(pa.py_buffer(r["arrow_schema"])) for r in parts]
+    written = [pa.ipc.read_schema(pa.py_buffer(r["arrow_schema"])) for r in parts]
     base = old_schema if old_schema is not None else META_SCHEMA  # a new table: ours first
-    merged = schema.drop_null_fields(schema.merge_schemas(base, *staged_schemas))
+    merged = schema.merge_schemas(base, *written)
     promoted = schema.promotions(old_schema, merged) if old_schema is not None else []
     summary.columns_added = schema.added_fields(base, merged)
+    summary.rows_written = summary.parsed
+    if not (promoted or changed or options.full_refresh):
+        misfits = [r for r, s in zip(parts, written, strict=True) if not schema.fits(s, merged)]
+        if misfits:
+            parts = [r for r in parts if r not in misfits] + _rewrite(
+                spark, target, misfits, merged
+            )
+        table.commit_files(spark, target, merged, parts)
+        return
+
     spark_schema = table.spark_schema(merged)
-    files = spark.createDataFrame([(r["staged"],) for r in parts], "staged string")
-    # Few large Parquet files: a wide nested schema costs per file, not per row.
-    cores = spark.sparkContext.defaultParallelism
-    writers = min(len(parts), max(cores, -(-summary.parsed // ROWS_PER_FILE)))
-    new_rows = files.repartition(writers).mapInArrow(
-        lambda it: load_partition(it, merged, run_id, ingested_at), spark_schema
+    names = [r["data_file"] for r in parts]
+    files = spark.createDataFrame([(n,) for n in names], "data_file string")
+    new_rows = files.repartition(min(len(names), spark.sparkContext.defaultParallelism)).mapInArrow(
+        lambda it: load_partition(it, target, merged), spark_schema
     )
     if promoted:
         old_rows = spark.read.format("delta").load(target)
@@ -429,7 +453,18 @@ def _write(
         table.write(new_rows, target, schema=merged, rewrite=True)
     else:
         table.write(new_rows, target, schema=merged, replace_paths=changed, run_id=run_id)
-    summary.rows_written = summary.parsed
+    table.delete_data_files(target, names)
+
+
+def _rewrite(
+    spark: SparkSession, target: str, misfits: list[dict[str, Any]], merged: pa.Schema
+) -> list[dict[str, Any]]:
+    names = spark.createDataFrame([(r["data_file"],) for r in misfits], "data_file string")
+    tasks = min(len(misfits), spark.sparkContext.defaultParallelism)
+    rewritten = names.repartition(tasks).mapInArrow(
+        lambda it: rewrite_partition(it, target, merged), PARSED_DDL
+    )
+    return [r.asDict() for r in rewritten.collect()]
 
 
 def _record_errors(

@@ -287,6 +287,26 @@ def cast_batch(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Record
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
+def _fits(src: pa.DataType, dst: pa.DataType) -> bool:
+    if pat.is_struct(src) and pat.is_struct(dst):
+        names = {f.name: f.type for f in dst}
+        return all(f.name in names and _fits(f.type, names[f.name]) for f in src)
+    if pat.is_list(src) and pat.is_list(dst):
+        return _fits(src.value_type, dst.value_type)
+    return bool(src == dst)
+
+
+def fits(written: pa.Schema, table: pa.Schema) -> bool:
+    """Whether a Parquet file written with ``written`` reads as ``table`` unchanged.
+
+    True when every field of ``written`` is in ``table`` with the same type at every
+    depth; fields it lacks read as null. Otherwise the file must be cast (`cast_batch`)
+    and written again.
+    """
+    types = {f.name: f.type for f in table}
+    return all(f.name in types and _fits(f.type, types[f.name]) for f in written)
+
+
 def _without_nulls(t: pa.DataType) -> pa.DataType | None:
     if pat.is_null(t):
         return None

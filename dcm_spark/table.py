@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pyarrow.types as pat
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.types import StructType
 
 from dcm_spark.errors import DcmSparkError
 
@@ -69,7 +74,7 @@ def promotions_path(table: str) -> str:
 
 
 def control_dir(table: str) -> str:
-    """Where a run keeps its lock and staged batches (ignored by Delta: starts with _)."""
+    """Where a run keeps its lock (ignored by Delta: starts with _)."""
     return table.rstrip("/") + "/_dcm_spark"
 
 
@@ -80,10 +85,14 @@ def exists(spark: SparkSession, path: str) -> bool:
 
 
 def arrow_schema(spark: SparkSession, path: str) -> pa.Schema | None:
-    """The table's schema as Arrow, or None when there is no table yet."""
-    if not exists(spark, path):
+    """The table's schema as Arrow, or None when there is no table yet.
+
+    Read from the Delta log's metadata (no Spark job).
+    """
+    schema_string = _metadata(_transaction(spark, path)).get("schemaString")
+    if schema_string is None:
         return None
-    return to_arrow_schema(spark.read.format("delta").load(path).schema, timezone="UTC")
+    return to_arrow_schema(StructType.fromJson(json.loads(schema_string)), timezone="UTC")
 
 
 def spark_schema(schema: pa.Schema) -> Any:
@@ -142,6 +151,169 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
     if changed:
         pairs = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+
+
+# -- data files written by the workers, added to the table in one commit ------------------
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path of a local path, ``file:`` URI or other URI."""
+    if uri.startswith("file:"):
+        return pafs.LocalFileSystem(), "/" + uri[len("file:") :].lstrip("/")
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), uri
+    return pafs.FileSystem.from_uri(uri)
+
+
+#: What a worker reports about a Parquet file it wrote into the table's directory.
+DATA_FILE_FIELDS = [
+    ("data_file", pa.string()),  # name, relative to the table's root
+    ("n_rows", pa.int64()),
+    ("file_size", pa.int64()),
+    ("modified_ms", pa.int64()),
+    ("stats", pa.string()),  # Delta's per-file statistics, JSON
+    ("arrow_schema", pa.binary()),  # the schema the file was written with
+]
+
+
+def _stat_value(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def file_stats(data: pa.Table) -> str:
+    """Delta's statistics of a data file: row count, and min, max and null count of the
+    `STATS_COLUMNS` that are strings or dates (the ones people filter on)."""
+    low, high, nulls = {}, {}, {}
+    for name in STATS_COLUMNS:
+        if name not in data.column_names:
+            continue
+        column = data.column(name)
+        if not (pat.is_string(column.type) or pat.is_date32(column.type)):
+            continue
+        nulls[name] = column.null_count
+        if column.null_count < len(column):
+            bounds = pc.min_max(column)
+            low[name] = _stat_value(bounds["min"].as_py())
+            high[name] = _stat_value(bounds["max"].as_py())
+    stats = {"numRecords": data.num_rows, "minValues": low, "maxValues": high}
+    return json.dumps(stats | {"nullCount": nulls})
+
+
+def write_data_file(root: str, name: str, data: pa.Table) -> dict[str, Any]:
+    """Write ``data`` as the Parquet file ``<root>/<name>`` (worker side).
+
+    The file is not part of the table until `commit_files` adds it; a run killed before
+    that leaves it unreferenced, for ``VACUUM`` to remove.
+    """
+    fs, base = filesystem(root)
+    path = f"{base.rstrip('/')}/{name}"
+    pq.write_table(data, path, filesystem=fs, compression="snappy")
+    info = fs.get_file_info(path)
+    modified = info.mtime_ns // 1_000_000 if info.mtime_ns is not None else time.time_ns() // 10**6
+    return {
+        "data_file": name,
+        "n_rows": data.num_rows,
+        "file_size": info.size,
+        "modified_ms": modified,
+        "stats": file_stats(data),
+        "arrow_schema": data.schema.serialize().to_pybytes(),
+    }
+
+
+def read_data_file(root: str, name: str) -> pa.Table:
+    fs, base = filesystem(root)
+    return pq.read_table(f"{base.rstrip('/')}/{name}", filesystem=fs)
+
+
+def delete_data_files(root: str, names: list[str]) -> None:
+    """Remove data files that were never committed (the table does not reference them)."""
+    fs, base = filesystem(root)
+    for name in names:
+        with suppress(FileNotFoundError):
+            fs.delete_file(f"{base.rstrip('/')}/{name}")
+
+
+def _delta(spark: SparkSession) -> Any:
+    return _jvm(spark).org.apache.spark.sql.delta
+
+
+def _transaction(spark: SparkSession, path: str) -> Any:
+    return _delta(spark).DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+
+
+def _metadata(transaction: Any) -> dict[str, Any]:
+    return dict(json.loads(transaction.metadata().json())["metaData"])
+
+
+def _action(spark: SparkSession, action: dict[str, Any]) -> Any:
+    """A Delta action (``{"add": ...}``, ``{"metaData": ...}``) from its log JSON."""
+    actions = getattr(_delta(spark).actions, "Action$").__getattr__("MODULE$")
+    return actions.fromJson(json.dumps(action))
+
+
+def _append_operation(spark: SparkSession) -> Any:
+    """Delta's ``WRITE`` operation in append mode, as a Spark append records it.
+
+    Built by reflection: its constructor takes the save mode and a version-dependent
+    number of optional arguments, all left empty.
+    """
+    jvm = _jvm(spark)
+    write = jvm.py4j.reflection.ReflectionUtil.classForName(
+        "org.apache.spark.sql.delta.DeltaOperations$Write"
+    )
+    for constructor in write.getConstructors():
+        kinds = [t.getName() for t in constructor.getParameterTypes()]
+        if set(kinds) <= {"org.apache.spark.sql.SaveMode", "scala.Option"}:
+            gateway = spark.sparkContext._gateway
+            assert gateway is not None  # a session with a JVM (checked by _jvm)
+            args = gateway.new_array(jvm.java.lang.Object, len(kinds))
+            for i, kind in enumerate(kinds):
+                append = jvm.org.apache.spark.sql.SaveMode.Append
+                args[i] = append if kind.endswith("SaveMode") else jvm.scala.Option.empty()
+            return constructor.newInstance(args)
+    raise DcmSparkError("this Delta version has no WRITE operation of the expected shape")
+
+
+def commit_files(
+    spark: SparkSession, path: str, schema: pa.Schema, files: list[dict[str, Any]]
+) -> int:
+    """Add data files written by `write_data_file` to the table in one Delta commit.
+
+    The same commit creates the table, adds new columns and sets the table properties
+    when needed, so a run adds all its rows and columns or nothing. Every file must
+    already be written with ``schema`` or a part of it (`dcm_spark.schema.fits`).
+
+    Returns
+    -------
+    int
+        The table version committed.
+    """
+    transaction = _transaction(spark, path)
+    metadata = _metadata(transaction)
+    wanted = spark_schema(schema)
+    current = metadata.get("schemaString")
+    config = metadata.get("configuration", {})
+    new_config = {**config, **TABLE_PROPERTIES, **_stats_properties(schema)}
+    if (
+        current is None
+        or StructType.fromJson(json.loads(current)) != wanted
+        or (new_config != config)
+    ):
+        metadata |= {"schemaString": wanted.json(), "configuration": new_config}
+        transaction.updateMetadata(_action(spark, {"metaData": metadata}), False)
+    adds = _jvm(spark).java.util.ArrayList()
+    for f in files:
+        add = {
+            "path": f["data_file"],
+            "partitionValues": {},
+            "size": f["file_size"],
+            "modificationTime": f["modified_ms"],
+            "dataChange": True,
+            "stats": f["stats"],
+        }
+        adds.add(_action(spark, {"add": add}))
+    actions = _jvm(spark).scala.jdk.javaapi.CollectionConverters.asScala(adds).toList()
+    return int(transaction.commit(actions, _append_operation(spark)))
 
 
 def append_log(

@@ -127,6 +127,7 @@ class ElementSpec:
     repeater: bool  # in a repeating group (60xx overlays, 50xx curves) or element range
     value_type: pa.DataType | None  # type of one value (None for binary and sequences)
     list_type: pa.DataType | None  # array of value_type
+    memorable: bool  # its converted values are immutable and may be shared between rows
 
 
 @lru_cache(maxsize=8192)
@@ -150,7 +151,8 @@ def element_spec(tag: int) -> ElementSpec | None:
     kind = kind_of(vr)
     value_type = KIND_TYPE.get(kind)
     list_type = None if value_type is None else pa.list_(value_type)
-    return ElementSpec(keyword, vr, kind, vm != "1", repeater, value_type, list_type)
+    memorable = not repeater and value_type is not None and kind is not Kind.PERSON_NAME
+    return ElementSpec(keyword, vr, kind, vm != "1", repeater, value_type, list_type, memorable)
 
 
 def repeater_id(tag: int) -> str:

@@ -25,7 +25,14 @@ from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import DT, TM, PersonName
 
-from dcm_spark.header import FileError, Header, HeaderOptions, convert_file, to_record_batch
+from dcm_spark.header import (
+    FileError,
+    Header,
+    HeaderOptions,
+    ValueMemo,
+    convert_file,
+    to_record_batch,
+)
 from tests import corpus
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -47,7 +54,14 @@ def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def headers(corpus_files: list[Path]) -> dict[Path, Header | FileError]:
-    return {f: convert_file(f) for f in corpus_files}
+    """Every corpus file converted as a Spark task converts them: one `ValueMemo` for all,
+    and a second time, so that every short value comes from the memo (all charsets,
+    both byte orders)."""
+    memo = ValueMemo()
+    for f in corpus_files:
+        convert_file(f, memo=memo)
+    assert len(memo) > 1000
+    return {f: convert_file(f, memo=memo) for f in corpus_files}
 
 
 def read_independently(path: Path) -> Dataset:

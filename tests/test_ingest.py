@@ -193,6 +193,61 @@ def test_promotion_across_runs_migrates_old_rows(spark, tmp_path) -> None:
     ]
 
 
+def committed(table: Path) -> list[dict[str, Any]]:
+    """The add actions of the files the Delta log references now (read from the log)."""
+    import json
+
+    files: dict[str, dict[str, Any]] = {}
+    for commit in sorted((table / "_delta_log").glob("*.json")):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                files[action["add"]["path"]] = action["add"]
+            elif "remove" in action:
+                files.pop(action["remove"]["path"], None)
+    return list(files.values())
+
+
+def test_a_conflict_within_one_run_is_cast_in_the_files_that_need_it(spark, tmp_path) -> None:
+    table = tmp_path / "dicom"
+    files = tmp_path / "in"
+    files.mkdir()
+    write_age(files / "a.dcm", b"040Y", "1.2.826.0.1.1")
+    write_age(files / "b.dcm", b"040Y\\041Y", "1.2.826.0.1.2")
+    summary = ingest(spark, [files], table, files_per_task=1)  # one file per task
+    assert summary.promotions == []  # a new table: nothing old to migrate
+    ages = {
+        r["SOPInstanceUID"]: r["PatientAge"]
+        for r in rows(spark, table, "SOPInstanceUID, PatientAge")
+    }
+    assert ages == {"1.2.826.0.1.1": ["040Y"], "1.2.826.0.1.2": ["040Y", "041Y"]}
+    adds = committed(table)
+    assert len(adds) == 2  # one file per task: the two types met only on the driver
+    # the file written with a string PatientAge was replaced, not left behind
+    assert sorted(p.name for p in table.glob("*.parquet")) == sorted(a["path"] for a in adds)
+
+
+def test_committed_files_carry_statistics_of_their_rows(spark, tree, tmp_path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = tmp_path / "dicom"
+    ingest(spark, [tree], table)
+    adds = committed(table)
+    assert sum(json.loads(a["stats"])["numRecords"] for a in adds) == 5
+    for add in adds:
+        stats = json.loads(add["stats"])
+        paths = pq.read_table(table / add["path"], columns=["_path"]).column(0).to_pylist()
+        assert stats["numRecords"] == len(paths)
+        uids = [sop_uid(Path(p.removeprefix("file:"))) for p in paths]
+        assert stats["minValues"]["SOPInstanceUID"] == min(uids)
+        assert stats["maxValues"]["SOPInstanceUID"] == max(uids)
+        assert stats["minValues"]["_path"] == min(paths)
+        assert stats["nullCount"]["SOPInstanceUID"] == 0
+        assert add["size"] == (table / add["path"]).stat().st_size
+
+
 def test_two_runs_at_once_never_duplicate(spark, tree, tmp_path) -> None:
     table = tmp_path / "dicom"
     outcomes: list[Any] = []

@@ -16,6 +16,7 @@ from dcm_spark.schema import (
     added_fields,
     cast_batch,
     drop_null_fields,
+    fits,
     join,
     merge_schemas,
     promotions,
@@ -276,3 +277,104 @@ def test_null_typed_fields_are_dropped_for_parquet() -> None:
         ]
     )
     assert drop_null_fields(schema) == pa.schema([("c", pa.struct([("e", pa.string())]))])
+
+
+FITTING = [
+    # (schema a file was written with, the table's schema)
+    (pa.schema([("a", pa.int32())]), pa.schema([("a", pa.int32()), ("b", pa.string())])),
+    (
+        pa.schema([("s", pa.list_(pa.struct([("y", pa.string()), ("x", pa.int64())])))]),
+        pa.schema(
+            [
+                (
+                    "s",
+                    pa.list_(
+                        pa.struct([("x", pa.int64()), ("y", pa.string()), ("z", pa.date32())])
+                    ),
+                )
+            ]
+        ),
+    ),
+    (
+        pa.schema([("p", pa.struct([("Alphabetic", pa.struct([("Given", pa.string())]))]))]),
+        pa.schema(
+            [
+                ("q", pa.float64()),
+                (
+                    "p",
+                    pa.struct(
+                        [
+                            ("Ideographic", pa.struct([("Family", pa.string())])),
+                            (
+                                "Alphabetic",
+                                pa.struct([("Family", pa.string()), ("Given", pa.string())]),
+                            ),
+                        ]
+                    ),
+                ),
+            ]
+        ),
+    ),
+]
+MISFITS = [
+    (pa.schema([("a", pa.int32())]), pa.schema([("a", pa.int64())])),
+    (pa.schema([("a", pa.string())]), pa.schema([("a", pa.list_(pa.string()))])),
+    (pa.schema([("a", pa.string())]), pa.schema([("b", pa.string())])),
+    (
+        pa.schema([("s", pa.list_(pa.struct([("x", pa.int32())])))]),
+        pa.schema([("s", pa.list_(pa.struct([("x", pa.string())])))]),
+    ),
+]
+
+
+@pytest.mark.parametrize(("written", "table"), FITTING)
+def test_spark_reads_a_fitting_parquet_file_as_the_table_schema(
+    spark: Any, tmp_path: Any, written: pa.Schema, table: pa.Schema
+) -> None:
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    assert fits(written, table)
+    rows = pa.Table.from_batches([_batch_of(written, seed=3)])
+    pq.write_table(rows, tmp_path / "part.parquet")
+    read = spark.read.schema(from_arrow_schema(table)).parquet(str(tmp_path / "part.parquet"))
+    got = [r.asDict(recursive=True) for r in read.collect()]
+    # what the file holds, with the table's missing fields as null (spelled out: no cast)
+    assert got == [_with_nulls(row, table) for row in rows.to_pylist()]
+
+
+def _batch_of(s: pa.Schema, seed: int) -> pa.RecordBatch:
+    values = {
+        pa.int32(): 7,
+        pa.int64(): 2**40,
+        pa.string(): "x\u00e9",
+        pa.date32(): datetime.date(2024, 2, 29),
+        pa.float64(): 0.5,
+    }
+
+    def value(t: pa.DataType) -> Any:
+        if pa.types.is_struct(t):
+            return {f.name: value(f.type) for f in t}
+        if pa.types.is_list(t):
+            return [value(t.value_type)] * 2
+        return values[t]
+
+    return pa.RecordBatch.from_pylist(
+        [{f.name: value(f.type) for f in s}, {f.name: None for f in s}] * seed, schema=s
+    )
+
+
+def _with_nulls(value: Any, t: pa.DataType | pa.Schema) -> Any:
+    if value is None:
+        return None
+    if isinstance(t, pa.Schema) or pa.types.is_struct(t):
+        return {f.name: _with_nulls(value.get(f.name), f.type) for f in t}
+    if pa.types.is_list(t):
+        return [_with_nulls(v, t.value_type) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(("written", "table"), MISFITS)
+def test_a_file_with_another_type_does_not_fit(written: pa.Schema, table: pa.Schema) -> None:
+    assert not fits(written, table)
+    assert fits(written, written)
