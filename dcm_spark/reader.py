@@ -36,6 +36,9 @@ VALID_VRS = LONG_VRS | frozenset(
      b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US")
 )  # fmt: skip
 _VR_NAMES = {code: code.decode() for code in VALID_VRS}
+_SHORT_VRS = {code: name for code, name in _VR_NAMES.items() if code not in LONG_VRS}
+_EXPLICIT_LITTLE_HEAD = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
+_IMPLICIT_LITTLE_HEAD = struct.Struct("<HHI")  # tag, 4-byte length
 MAX_NESTING = 64  # deeper than any real file; guards the stack against hostile input
 TOO_DEEP: list[Dataset] = []  # the value of a sequence nested deeper than MAX_NESTING
 MAX_INFLATED = 256 << 20  # a deflated data set is read no further than this
@@ -153,8 +156,40 @@ class _Reader:
         """
         out: Dataset = {}
         src = self.src
+        defer = self.defer
         try:
             while (end is None or src.pos < end) and not self.truncated:
+                if stop_group is None and self.little:
+                    # The common element, inline: little endian, not a sequence (explicit:
+                    # a VR with a 2-byte length; implicit: a public non-SQ tag), value in
+                    # the window. Same result as the general path below, without its calls.
+                    buf, start = src.buf, src.pos - src.base
+                    if start + 8 <= len(buf):
+                        if self.implicit:
+                            group, number, length = _IMPLICIT_LITTLE_HEAD.unpack_from(buf, start)
+                            entry = DicomDictionary.get(group << 16 | number)
+                            vr = None if entry is None or entry[0] == "SQ" else ""
+                        else:
+                            group, number, code, length = _EXPLICIT_LITTLE_HEAD.unpack_from(
+                                buf, start
+                            )
+                            vr = _SHORT_VRS.get(code)
+                        start += 8
+                        if (
+                            vr is not None
+                            and group != 0xFFFE
+                            and start + length <= len(buf)
+                            and length <= defer
+                        ):
+                            tag = group << 16 | number
+                            src.pos += 8 + length
+                            value = buf[start : start + length]
+                            implicit = vr == ""
+                            element = Element(
+                                tag, vr or None, length, value, src.pos - length, implicit, True
+                            )
+                            out.setdefault(tag, element)
+                            continue
                 head = src.head()
                 if head is None:
                     if end is None:
