@@ -30,6 +30,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -364,19 +365,24 @@ def run(
             header_options, per_batch = options.header, options.files_per_batch
             privacy = options.privacy
             todo = _partitioned(spark, todo_files, _tasks(spark, n_todo, options.files_per_task))
-            parsed = todo.mapInArrow(
-                lambda it: parse_partition(
-                    it, target, run_id, ingested_at, header_options, per_batch, privacy
-                ),
-                PARSED_DDL,
-            ).collect()
+            # The table's schema is read while the workers parse: the driver's JVM loads
+            # Delta's log code meanwhile instead of after (seconds, in a fresh JVM).
+            with ThreadPoolExecutor(1) as driver:
+                table_schema = driver.submit(table.arrow_schema, spark, target)
+                parsed = todo.mapInArrow(
+                    lambda it: parse_partition(
+                        it, target, run_id, ingested_at, header_options, per_batch, privacy
+                    ),
+                    PARSED_DDL,
+                ).collect()
+                current_schema = table_schema.result()
             parts = [r.asDict() for r in parsed if r["kind"] == "rows"]
             failures = [r for r in parsed if r["kind"] == "error"]
             summary.parsed = sum(r["n_rows"] for r in parts)
             summary.failed = len(failures)
             stage("parsed", n_todo, t)
             t = time.perf_counter()
-            old_schema = None if in_table is None else table.arrow_schema(spark, target)
+            old_schema = None if in_table is None else current_schema
             _write(spark, options, summary, parts, old_schema, changed, run_id)
             stage("written", summary.rows_written, t)
             _record_errors(

@@ -69,3 +69,15 @@ def test_nested_delta_roundtrip_with_merge_schema(spark, tmp_path) -> None:
     ]
     history = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count()
     assert history == 2
+
+
+def test_spark_submit_defaults_carry_every_session_setting() -> None:
+    from dcm_spark.session import BASE_CONF, PROJECT_ROOT
+
+    conf: dict[str, str] = {}
+    for line in (PROJECT_ROOT / "conf" / "spark-defaults.conf").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split(None, 1)
+            conf[key] = value.strip()
+    for key, value in BASE_CONF.items():
+        assert value in conf.get(key, ""), key
