@@ -303,13 +303,28 @@ def _tasks(spark: SparkSession, n_files: int, per_task: int) -> int:
 
 
 def _partitioned(spark: SparkSession, files: pa.Table, tasks: int) -> DataFrame:
-    """The files to parse as ``tasks`` partitions of consecutive files, without a shuffle.
+    """The files to parse as about ``tasks`` partitions of consecutive files.
 
-    Consecutive files (one folder, often one series) end in one data file, so its
-    statistics on the series and study UIDs stay narrow for data skipping.
+    Consecutive files (one folder, often one series) end in one data file: its
+    statistics on the series and study UIDs stay narrow for data skipping, and the
+    task's `ValueMemo` finds more repeated values. One Arrow batch per partition, so
+    no shuffle and no Python step before the parse (a second less in a fresh JVM).
     """
-    rows = [tuple(r.values()) for r in files.sort_by("_path").to_pylist()]
-    return spark.createDataFrame(spark.sparkContext.parallelize(rows, tasks), listing.FILES_DDL)
+    conf = {
+        "spark.sql.execution.arrow.localRelationThreshold": "0",  # batches as partitions
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(-(-files.num_rows // tasks)),
+    }
+    saved = {key: spark.conf.get(key, None) for key in conf}
+    try:
+        for key, value in conf.items():
+            spark.conf.set(key, value)
+        return spark.createDataFrame(files.sort_by("_path"))
+    finally:
+        for key, before in saved.items():
+            if before is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before)
 
 
 def run(

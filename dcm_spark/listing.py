@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 LISTING_SCHEMA = pa.schema(
     [("_path", pa.string()), ("_size", pa.int64()), ("_mtime", pa.timestamp("ms", tz="UTC"))]
 )
-FILES_DDL = "_path string, _size bigint, _mtime timestamp"
 
 
 class InputNotFound(DcmSparkError, FileNotFoundError):
