@@ -317,9 +317,21 @@ class _File:
         creators: dict[int, str] = {}  # (group << 8 | block) -> private creator
         if SPECIFIC_CHARACTER_SET in ds and depth > 0:
             enc = _encodings(ds, enc)
+        memo, charset = self.memo, enc[0] if len(enc) == 1 else tuple(enc)
         for elem in ds.values():
+            key = None
+            data = elem.value
+            if type(data) is bytes and len(data) <= _MEMO_MAX_BYTES:
+                # A value converted before, in this file or another of the task?
+                key = (elem.tag, elem.VR, data, elem.is_little_endian, charset)
+                seen = memo.get(key)
+                if seen is not None:
+                    name, known, known_type = seen
+                    values[name] = list(known) if type(known) is list else known
+                    types[name] = known_type
+                    continue
             try:
-                self.element(elem, enc, depth, values, types, other, bulk, creators)
+                self.element(elem, enc, depth, values, types, other, bulk, creators, key)
             except _Unparsable as exc:
                 other.append({"Tag": tag_name(elem.tag), "Data": exc.raw})
                 _null_column(elem.tag, values, types)
@@ -343,7 +355,10 @@ class _File:
         other: list[dict[str, Any]],
         bulk: list[dict[str, Any]],
         creators: dict[int, str],
+        key: tuple[Any, ...] | None = None,
     ) -> None:
+        """Convert one element into ``values``; remember the result under ``key`` (tag,
+        VR as written, bytes, byte order, character set) when that alone determines it."""
         tag = elem.tag
         spec = element_spec(tag)
         vr = elem.VR
@@ -352,22 +367,13 @@ class _File:
                 raise _Unparsable([f"sequence nested deeper than {MAX_NESTING} levels: not read"])
             self.sequence(elem, spec, enc, depth, values, types, other)
             return
-        key = None
         if spec is not None and vr == spec.vr:
             kind = spec.kind  # the common case: the file says what the dictionary says
-            data = elem.value
-            if data is not None and len(data) <= _MEMO_MAX_BYTES and spec.memorable:
-                key = (tag, data, elem.is_little_endian, enc[0] if len(enc) == 1 else tuple(enc))
-                seen = self.memo.get(key)
-                if seen is not None:
-                    name, known, known_type = seen
-                    values[name] = list(known) if type(known) is list else known
-                    types[name] = known_type
-                    return
         else:
             if vr is None or vr == "UN":
                 vr = _implicit_vr(tag, spec, creators)
             if " or " in vr:  # ambiguous in the dictionary, the file was implicit VR
+                key = None  # the VR depends on PixelRepresentation: not the bytes alone
                 vr = "SS" if self.signed_pixels and "SS" in vr else vr.split(" or ")[0]
                 if spec is not None and spec.kind is Kind.BINARY:
                     vr = "OW"
@@ -402,7 +408,7 @@ class _File:
             value, column_type = typed, spec.list_type
         else:
             value, column_type = (typed[0] if typed else None), spec.value_type
-        if key is not None:
+        if key is not None and spec.memorable:
             self.memo.remember(
                 key, (spec.keyword, list(value) if type(value) is list else value, column_type)
             )
