@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -454,7 +455,7 @@ class _File:
             return
         rows = [self.dataset(item, enc, depth + 1) for item in elem.value]
         item_types = union(rows)
-        column_type = pa.list_(pa.struct(list(item_types.items())) if item_types else pa.null())
+        column_type = _sequence_type(tuple(item_types.items()))
         self.put(spec, elem.tag, [r.values for r in rows], column_type, values, types)
 
     def json(self, elem: Element, enc: list[str], creators: dict[int, str]) -> dict[str, Any]:
@@ -476,6 +477,13 @@ class _File:
         if kind is Kind.PERSON_NAME:
             values = [dict(zip(NAME_GROUPS, v.split("="), strict=False)) for v in values]
         return {"vr": vr, "Value": values} if values else {"vr": vr}
+
+
+@lru_cache(maxsize=4096)
+def _sequence_type(item_fields: tuple[tuple[str, pa.DataType], ...]) -> pa.DataType:
+    """Column type of a sequence whose items have these fields (cached: a sequence's
+    layout repeats in every file of a series)."""
+    return pa.list_(pa.struct(list(item_fields)) if item_fields else pa.null())
 
 
 def _extent(elem: Element) -> tuple[int, int]:
@@ -550,6 +558,8 @@ def _encodings(ds: Dataset, default: list[str]) -> list[str]:
 
 def union(rows: list[Header]) -> dict[str, pa.DataType]:
     """Merge the column types of many rows, and conform each row's values to them."""
+    if len(rows) == 1:  # most sequences have one item: nothing to merge
+        return dict(rows[0].types)
     merged: dict[str, pa.DataType] = {}
     for row in rows:
         for name, column_type in row.types.items():
