@@ -156,40 +156,12 @@ class _Reader:
         """
         out: Dataset = {}
         src = self.src
-        defer = self.defer
         try:
-            while (end is None or src.pos < end) and not self.truncated:
+            while not self.truncated:
                 if stop_group is None and self.little:
-                    # The common element, inline: little endian, not a sequence (explicit:
-                    # a VR with a 2-byte length; implicit: a public non-SQ tag), value in
-                    # the window. Same result as the general path below, without its calls.
-                    buf, start = src.buf, src.pos - src.base
-                    if start + 8 <= len(buf):
-                        if self.implicit:
-                            group, number, length = _IMPLICIT_LITTLE_HEAD.unpack_from(buf, start)
-                            entry = DicomDictionary.get(group << 16 | number)
-                            vr = None if entry is None or entry[0] == "SQ" else ""
-                        else:
-                            group, number, code, length = _EXPLICIT_LITTLE_HEAD.unpack_from(
-                                buf, start
-                            )
-                            vr = _SHORT_VRS.get(code)
-                        start += 8
-                        if (
-                            vr is not None
-                            and group != 0xFFFE
-                            and start + length <= len(buf)
-                            and length <= defer
-                        ):
-                            tag = group << 16 | number
-                            src.pos += 8 + length
-                            value = buf[start : start + length]
-                            implicit = vr == ""
-                            element = Element(
-                                tag, vr or None, length, value, src.pos - length, implicit, True
-                            )
-                            out.setdefault(tag, element)
-                            continue
+                    self._common(out, end)
+                if end is not None and src.pos >= end:
+                    break
                 head = src.head()
                 if head is None:
                     if end is None:
@@ -210,6 +182,42 @@ class _Reader:
         except (_End, struct.error):
             self.truncated = True
         return out
+
+    def _common(self, out: Dataset, end: int | None) -> None:
+        """Read the common elements inline, up to the first that needs the general path.
+
+        Common: little endian, not a sequence (explicit VR: a VR with a 2-byte length;
+        implicit: a public non-SQ tag), the whole value in the window, not deferred. The
+        result is what the general path gives, without its calls per element.
+        """
+        src, defer, implicit = self.src, self.defer, self.implicit
+        buf, base, pos = src.buf, src.base, src.pos
+        size = len(buf)
+        unpack = (_IMPLICIT_LITTLE_HEAD if implicit else _EXPLICIT_LITTLE_HEAD).unpack_from
+        dictionary, short_vrs, setdefault = DicomDictionary.get, _SHORT_VRS.get, out.setdefault
+        while end is None or pos < end:
+            start = pos - base
+            if start + 8 > size:
+                break
+            if implicit:
+                group, number, length = unpack(buf, start)
+                entry = dictionary(group << 16 | number)
+                if entry is None or entry[0] == "SQ":
+                    break
+                vr = None
+            else:
+                group, number, code, length = unpack(buf, start)
+                vr = short_vrs(code)
+                if vr is None:
+                    break
+            start += 8
+            if group == 0xFFFE or start + length > size or length > defer:
+                break
+            tag = group << 16 | number
+            pos = base + start + length
+            value = buf[start : start + length]
+            setdefault(tag, Element(tag, vr, length, value, base + start, implicit, True))
+        src.pos = pos
 
     def _vr_and_length(self, tag: int, head: bytes) -> tuple[str | None, int]:
         """VR and length from the 8 bytes after which the value (or a long length) starts."""
