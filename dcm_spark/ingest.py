@@ -101,9 +101,10 @@ class IngestOptions:
         De-identification and excluded columns, applied on the workers before anything is
         written; None keeps every element.
     files_per_batch
-        Files converted into one staged Arrow batch.
+        Files converted into one Arrow batch.
     files_per_task
-        Upper bound of files one Spark task parses (more tasks on bigger clusters).
+        Upper bound of files one Spark task parses and writes as one Parquet file (more
+        tasks on bigger clusters); a task holds that many rows in memory.
     """
 
     inputs: tuple[str, ...]

@@ -69,7 +69,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--files-per-task",
         type=int,
         default=2000,
-        help="most files one Spark task parses (default 2000)",
+        help="most files one Spark task parses and writes as one Parquet file (default 2000)",
     )
     parser.add_argument(
         "--exclude",

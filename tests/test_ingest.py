@@ -116,6 +116,9 @@ def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(spark, tree, t
     touched = next(r for r in table_rows if r["_path"].endswith("CT_small.dcm"))
     assert touched["StudyDescription"] == "touched"
     assert touched["_run_id"] == third.run_id
+    # replacing rows goes through Spark's writer: the run's own data files are gone
+    assert not list(table.glob(f"part-{third.run_id}-*"))
+    assert {a["path"] for a in committed(table)} <= {p.name for p in table.glob("*.parquet")}
 
 
 def test_full_refresh_rebuilds(spark, tree, tmp_path) -> None:
