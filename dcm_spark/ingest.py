@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -274,13 +275,18 @@ def rewrite_partition(
     batches: Iterator[pa.RecordBatch], root: str, target: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: data files whose schema does not fit the merged one are cast
-    and written again (under a new name; the old file is deleted)."""
+    and written again, under a name of this task attempt (a retried task finds its input
+    intact; the driver deletes the originals once the commit is done)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    attempt = context.taskAttemptId() if context is not None else uuid.uuid4().int
     for batch in batches:
         for name in batch.column("data_file").to_pylist():
             rows = table.read_data_file(root, name)
             cast = pa.Table.from_batches([schema.cast_batch(rows, target)])
-            written = table.write_data_file(root, name.replace(".snappy", "-cast.snappy"), cast)
-            table.delete_data_files(root, [name])
+            new_name = name.replace(".snappy", f"-cast{attempt:05d}.snappy")
+            written = table.write_data_file(root, new_name, cast)
             yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
 
 
@@ -391,8 +397,9 @@ def run(
                     ),
                     PARSED_DDL,
                 ).collect()
-                current_schema = table_schema.result()
-            parts = [r.asDict() for r in parsed if r["kind"] == "rows"]
+                parts = [r.asDict() for r in parsed if r["kind"] == "rows"]
+                with _discarded_on_error(target, parts):
+                    current_schema = table_schema.result()
             failures = [r for r in parsed if r["kind"] == "error"]
             summary.parsed = sum(r["n_rows"] for r in parts)
             summary.failed = len(failures)
@@ -423,7 +430,9 @@ def _write(
     Plain appends (new files; new columns) commit the workers' files as they are, after
     casting the few whose schema does not fit the merged one. Replacing changed files,
     promoting a column or a full refresh rewrite rows, so they go through Spark's Delta
-    writer, reading the data files as input; those are then deleted.
+    writer, reading the data files as input; those are then deleted. So do appends to a
+    table someone gave constraints, column mapping or column metadata
+    (`dcm_spark.table.takes_data_files`): Spark's writer enforces and keeps those.
     """
     if not parts:
         return
@@ -434,15 +443,34 @@ def _write(
     promoted = schema.promotions(old_schema, merged) if old_schema is not None else []
     summary.columns_added = schema.added_fields(base, merged)
     summary.rows_written = summary.parsed
-    if not (promoted or changed or options.full_refresh):
+    if not (promoted or changed or options.full_refresh) and table.takes_data_files(spark, target):
         misfits = [r for r, s in zip(parts, written, strict=True) if not schema.fits(s, merged)]
         if misfits:
-            parts = [r for r in parts if r not in misfits] + _rewrite(
-                spark, target, misfits, merged
-            )
+            with _discarded_on_error(target, parts):
+                parts = [r for r in parts if r not in misfits] + _rewrite(
+                    spark, target, misfits, merged
+                )
         table.commit_files(spark, target, merged, parts)
+        table.delete_data_files(target, [r["data_file"] for r in misfits])
         return
 
+    with _discarded_on_error(target, parts, always=True):  # input only: never committed
+        _rewrite_rows(spark, options, summary, parts, merged, promoted, changed, run_id)
+
+
+def _rewrite_rows(
+    spark: SparkSession,
+    options: IngestOptions,
+    summary: Summary,
+    parts: list[dict[str, Any]],
+    merged: pa.Schema,
+    promoted: list[schema.Promotion],
+    changed: list[str],
+    run_id: str,
+) -> None:
+    """Spark's Delta writer, reading the data files: replace changed files' rows, migrate
+    a promoted column, rebuild (full refresh), or append to a table with constraints."""
+    target = summary.table
     spark_schema = table.spark_schema(merged)
     names = [r["data_file"] for r in parts]
     files = spark.createDataFrame([(n,) for n in names], "data_file string")
@@ -475,7 +503,21 @@ def _write(
         table.write(new_rows, target, schema=merged, rewrite=True)
     else:
         table.write(new_rows, target, schema=merged, replace_paths=changed, run_id=run_id)
-    table.delete_data_files(target, names)
+
+
+@contextmanager
+def _discarded_on_error(
+    root: str, parts: list[dict[str, Any]], *, always: bool = False
+) -> Iterator[None]:
+    """Delete the run's data files if the block fails before they are committed (or,
+    with ``always``, in any case: the block only reads them)."""
+    try:
+        yield
+    except BaseException:
+        table.delete_data_files(root, [r["data_file"] for r in parts])
+        raise
+    if always:
+        table.delete_data_files(root, [r["data_file"] for r in parts])
 
 
 def _rewrite(

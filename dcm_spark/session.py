@@ -29,8 +29,6 @@ MIN_JAVA = 17
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IVY_DIR = PROJECT_ROOT / ".ivy2"
 
-JIT_OPTION = "-XX:TieredStopAtLevel=1"
-
 #: Settings every session of this project gets (also in conf/spark-defaults.conf).
 BASE_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -43,10 +41,6 @@ BASE_CONF: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": "2",
     # List directories on the driver below 1024 of them, not with a Spark job per run.
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
-    # The driver JVM's optimising JIT (C2) took ~7 CPU-seconds of a 30k-file ingest on
-    # the cores the Python workers parse on; the jobs are short, C1 alone is enough
-    # (measured: ingest and a full-table query both faster). Executors keep C2.
-    "spark.driver.extraJavaOptions": JIT_OPTION,
 }
 
 

@@ -26,6 +26,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import StructType
 
 from dcm_spark.errors import DcmSparkError
+from dcm_spark.schema import fits
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -274,6 +275,38 @@ def _append_operation(spark: SparkSession) -> Any:
     raise DcmSparkError("this Delta version has no WRITE operation of the expected shape")
 
 
+def _plain_fields(fields: list[dict[str, Any]]) -> bool:
+    """No field with metadata (comments, generated or identity columns, column mapping
+    ids) or NOT NULL, at any depth of a Spark schema's JSON."""
+    for f in fields:
+        if f.get("metadata") or not f.get("nullable", True):
+            return False
+        kind = f["type"]
+        while isinstance(kind, dict) and kind.get("type") in ("array", "map"):
+            kind = kind.get("elementType", kind.get("valueType"))
+        nested = isinstance(kind, dict) and kind.get("type") == "struct"
+        if nested and not _plain_fields(kind["fields"]):
+            return False
+    return True
+
+
+def takes_data_files(spark: SparkSession, path: str) -> bool:
+    """Whether `commit_files` may add files to this table (or create it).
+
+    Not when the table has CHECK constraints, column mapping, or column metadata
+    (comments, generated or identity columns) or NOT NULL columns: Spark's Delta writer
+    checks and keeps those, a commit of ready files would not.
+    """
+    metadata = _metadata(_transaction(spark, path))
+    config = metadata.get("configuration", {})
+    if any(k.startswith("delta.constraints.") for k in config):
+        return False
+    if config.get("delta.columnMapping.mode", "none") != "none":
+        return False
+    schema_string = metadata.get("schemaString")
+    return schema_string is None or _plain_fields(json.loads(schema_string)["fields"])
+
+
 def commit_files(
     spark: SparkSession, path: str, schema: pa.Schema, files: list[dict[str, Any]]
 ) -> int:
@@ -287,11 +320,24 @@ def commit_files(
     -------
     int
         The table version committed.
+
+    Raises
+    ------
+    DcmSparkError
+        If the table's schema now has a column ``schema`` lacks or types differently
+        (changed by another writer during the run): nothing is committed.
     """
     transaction = _transaction(spark, path)
     metadata = _metadata(transaction)
     wanted = spark_schema(schema)
     current = metadata.get("schemaString")
+    if current is not None:
+        now = to_arrow_schema(StructType.fromJson(json.loads(current)), timezone="UTC")
+        if not fits(now, schema):
+            raise DcmSparkError(
+                f"the schema of {path} changed while this run parsed (another writer); "
+                "nothing was committed: run again"
+            )
     config = metadata.get("configuration", {})
     new_config = {**config, **TABLE_PROPERTIES, **_stats_properties(schema)}
     if (

@@ -512,3 +512,30 @@ def test_convert_files_gives_one_batch_and_the_errors(tmp_path: Path) -> None:
     assert batch.num_rows == 1
     assert batch.column("SOPInstanceUID").to_pylist() == [read_independently(ct).SOPInstanceUID]
     assert [(e.path, e.error_class) for e in errors] == [(str(notes), "InvalidDicomError")]
+
+
+def test_a_shared_memo_keeps_the_pixel_representation_of_each_file() -> None:
+    """Implicit VR: SmallestImagePixelValue is "US or SS"; the same two bytes FF FF are
+    65535 unsigned (PixelRepresentation 0) and -1 signed (1), PS3.3 C.7.6.3.1."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    def implicit_file(pixel_representation: int) -> bytes:
+        ds = Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=["memo", str(pixel_representation)])
+        ds.PixelRepresentation = pixel_representation
+        ds[0x00280106] = RawDataElement(Tag(0x00280106), None, 2, b"\xff\xff", 0, True, True)
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+
+    memo = ValueMemo()
+    for order in ((0, 1), (1, 0)):
+        for pr in order:
+            row = convert_file(io.BytesIO(implicit_file(pr)), memo=memo)
+            assert isinstance(row, Header)
+            assert row.values["SmallestImagePixelValue"] == (65535 if pr == 0 else -1)

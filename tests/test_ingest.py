@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -246,9 +247,56 @@ def test_committed_files_carry_statistics_of_their_rows(spark, tree, tmp_path) -
         uids = [sop_uid(Path(p.removeprefix("file:"))) for p in paths]
         assert stats["minValues"]["SOPInstanceUID"] == min(uids)
         assert stats["maxValues"]["SOPInstanceUID"] == max(uids)
-        assert stats["minValues"]["_path"] == min(paths)
+        assert (stats["minValues"]["_path"], stats["maxValues"]["_path"]) == (
+            min(paths),
+            max(paths),
+        )
         assert stats["nullCount"]["SOPInstanceUID"] == 0
+        dates = [study_date(Path(p.removeprefix("file:"))) for p in paths]
+        known = sorted(d for d in dates if d)
+        assert stats["nullCount"]["StudyDate"] == dates.count(None)
+        if known:  # DA as ISO text (Delta's date statistics)
+            assert (
+                stats["minValues"]["StudyDate"] == f"{known[0][:4]}-{known[0][4:6]}-{known[0][6:]}"
+            )
+            assert (
+                stats["maxValues"]["StudyDate"]
+                == f"{known[-1][:4]}-{known[-1][4:6]}-{known[-1][6:]}"
+            )
         assert add["size"] == (table / add["path"]).stat().st_size
+
+
+def study_date(path: Path) -> str | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, stop_before_pixels=True, force=True).get("StudyDate") or None
+
+
+def test_a_table_with_a_constraint_gets_rows_through_spark_which_enforces_it(
+    spark, tree, tmp_path
+) -> None:
+    table = tmp_path / "dicom"
+    first = tmp_path / "first"
+    first.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), first / "ct.dcm")
+    ingest(spark, [first], table)
+    spark.sql(f"ALTER TABLE delta.`{table}` ADD CONSTRAINT no_mr CHECK (Modality <> 'MR')")
+    before = rows(spark, table, "_path")
+
+    with pytest.raises(Exception, match="no_mr"):  # MR_small.dcm in the tree violates it
+        ingest(spark, [tree], table)
+    assert rows(spark, table, "_path") == before
+    # the run left none of its own data files (part-<run id>-...; Spark's failed write may
+    # leave its own, unreferenced, for VACUUM, as any failed Delta write does)
+    ours = {p.name for p in table.glob("part-*.parquet") if re.match(r"part-[0-9a-f]{16}-", p.name)}
+    assert ours == {a["path"] for a in committed(table)}
+
+    spark.sql(f"ALTER TABLE delta.`{table}` DROP CONSTRAINT no_mr")
+    spark.sql(f"ALTER TABLE delta.`{table}` ADD CONSTRAINT sized CHECK (_size > 0)")
+    summary = ingest(spark, [tree], table)
+    assert len(rows(spark, table, "_path")) == 1 + summary.parsed
+    properties = spark.sql(f"SHOW TBLPROPERTIES delta.`{table}`").collect()
+    assert "delta.constraints.sized" in {r["key"] for r in properties}
 
 
 def test_two_runs_at_once_never_duplicate(spark, tree, tmp_path) -> None:
