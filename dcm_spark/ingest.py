@@ -387,10 +387,10 @@ def run(
             header_options, per_batch = options.header, options.files_per_batch
             privacy = options.privacy
             todo = _partitioned(spark, todo_files, _tasks(spark, n_todo, options.files_per_task))
-            # The table's schema is read while the workers parse: the driver's JVM loads
+            # The table's state is read while the workers parse: the driver's JVM loads
             # Delta's log code meanwhile instead of after (seconds, in a fresh JVM).
             with ThreadPoolExecutor(1) as driver:
-                table_schema = driver.submit(table.arrow_schema, spark, target)
+                table_state = driver.submit(table.state, spark, target)
                 parsed = todo.mapInArrow(
                     lambda it: parse_partition(
                         it, target, run_id, ingested_at, header_options, per_batch, privacy
@@ -399,14 +399,15 @@ def run(
                 ).collect()
                 parts = [r.asDict() for r in parsed if r["kind"] == "rows"]
                 with _discarded_on_error(target, parts):
-                    current_schema = table_schema.result()
+                    current = table_state.result()
             failures = [r for r in parsed if r["kind"] == "error"]
             summary.parsed = sum(r["n_rows"] for r in parts)
             summary.failed = len(failures)
             stage("parsed", n_todo, t)
             t = time.perf_counter()
-            old_schema = None if in_table is None else current_schema
-            _write(spark, options, summary, parts, old_schema, changed, run_id)
+            old_schema = None if in_table is None else current.schema
+            direct = current.takes_data_files
+            _write(spark, options, summary, parts, old_schema, changed, run_id, direct=direct)
             stage("written", summary.rows_written, t)
             _record_errors(
                 spark, errors_target, failures, run_id, ingested_at, replace=options.full_refresh
@@ -424,6 +425,8 @@ def _write(
     old_schema: pa.Schema | None,
     changed: list[str],
     run_id: str,
+    *,
+    direct: bool,
 ) -> None:
     """Make the run's data files part of the table, in one commit.
 
@@ -432,7 +435,8 @@ def _write(
     promoting a column or a full refresh rewrite rows, so they go through Spark's Delta
     writer, reading the data files as input; those are then deleted. So do appends to a
     table someone gave constraints, column mapping or column metadata
-    (`dcm_spark.table.takes_data_files`): Spark's writer enforces and keeps those.
+    (``direct`` false, see `dcm_spark.table.state`): Spark's writer enforces and keeps
+    those.
     """
     if not parts:
         return
@@ -443,11 +447,11 @@ def _write(
     promoted = schema.promotions(old_schema, merged) if old_schema is not None else []
     summary.columns_added = schema.added_fields(base, merged)
     summary.rows_written = summary.parsed
-    if not (promoted or changed or options.full_refresh) and table.takes_data_files(spark, target):
+    if direct and not (promoted or changed or options.full_refresh):
         misfits = [r for r, s in zip(parts, written, strict=True) if not schema.fits(s, merged)]
         if misfits:
             with _discarded_on_error(target, parts):
-                parts = [r for r in parts if r not in misfits] + _rewrite(
+                parts = [r for r in parts if r not in misfits] + _cast_misfits(
                     spark, target, misfits, merged
                 )
         table.commit_files(spark, target, merged, parts)
@@ -520,7 +524,7 @@ def _discarded_on_error(
         table.delete_data_files(root, [r["data_file"] for r in parts])
 
 
-def _rewrite(
+def _cast_misfits(
     spark: SparkSession, target: str, misfits: list[dict[str, Any]], merged: pa.Schema
 ) -> list[dict[str, Any]]:
     names = spark.createDataFrame([(r["data_file"],) for r in misfits], "data_file string")

@@ -85,15 +85,38 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, path))
 
 
-def arrow_schema(spark: SparkSession, path: str) -> pa.Schema | None:
-    """The table's schema as Arrow, or None when there is no table yet.
+@dataclass(frozen=True)
+class TableState:
+    """What a run needs to know of the table before it writes (`state`)."""
 
-    Read from the Delta log's metadata (no Spark job).
+    schema: pa.Schema | None  # None: no table yet
+    takes_data_files: bool  # `commit_files` may add files to it
+
+
+def state(spark: SparkSession, path: str) -> TableState:
+    """The table's schema, and whether `commit_files` may add files to it (or create it).
+
+    Not when the table has CHECK constraints, column mapping, or column metadata
+    (comments, generated or identity columns) or NOT NULL columns: Spark's Delta writer
+    checks and keeps those, a commit of ready files would not. Read from the Delta log's
+    metadata.
     """
-    schema_string = _metadata(_transaction(spark, path)).get("schemaString")
-    if schema_string is None:
-        return None
-    return to_arrow_schema(StructType.fromJson(json.loads(schema_string)), timezone="UTC")
+    metadata = _metadata(_transaction(spark, path))
+    if "schemaString" not in metadata:
+        return TableState(None, True)
+    fields = json.loads(metadata["schemaString"])
+    config = metadata.get("configuration", {})
+    plain = (
+        not any(k.startswith("delta.constraints.") for k in config)
+        and config.get("delta.columnMapping.mode", "none") == "none"
+        and _plain_fields(fields["fields"])
+    )
+    return TableState(to_arrow_schema(StructType.fromJson(fields), timezone="UTC"), plain)
+
+
+def _schema_of(metadata: dict[str, Any]) -> StructType | None:
+    schema_string = metadata.get("schemaString")
+    return None if schema_string is None else StructType.fromJson(json.loads(schema_string))
 
 
 def spark_schema(schema: pa.Schema) -> Any:
@@ -290,23 +313,6 @@ def _plain_fields(fields: list[dict[str, Any]]) -> bool:
     return True
 
 
-def takes_data_files(spark: SparkSession, path: str) -> bool:
-    """Whether `commit_files` may add files to this table (or create it).
-
-    Not when the table has CHECK constraints, column mapping, or column metadata
-    (comments, generated or identity columns) or NOT NULL columns: Spark's Delta writer
-    checks and keeps those, a commit of ready files would not.
-    """
-    metadata = _metadata(_transaction(spark, path))
-    config = metadata.get("configuration", {})
-    if any(k.startswith("delta.constraints.") for k in config):
-        return False
-    if config.get("delta.columnMapping.mode", "none") != "none":
-        return False
-    schema_string = metadata.get("schemaString")
-    return schema_string is None or _plain_fields(json.loads(schema_string)["fields"])
-
-
 def commit_files(
     spark: SparkSession, path: str, schema: pa.Schema, files: list[dict[str, Any]]
 ) -> int:
@@ -330,21 +336,15 @@ def commit_files(
     transaction = _transaction(spark, path)
     metadata = _metadata(transaction)
     wanted = spark_schema(schema)
-    current = metadata.get("schemaString")
-    if current is not None:
-        now = to_arrow_schema(StructType.fromJson(json.loads(current)), timezone="UTC")
-        if not fits(now, schema):
-            raise DcmSparkError(
-                f"the schema of {path} changed while this run parsed (another writer); "
-                "nothing was committed: run again"
-            )
+    current = _schema_of(metadata)
+    if current is not None and not fits(to_arrow_schema(current, timezone="UTC"), schema):
+        raise DcmSparkError(
+            f"the schema of {path} changed while this run parsed (another writer); "
+            "nothing was committed: run again"
+        )
     config = metadata.get("configuration", {})
     new_config = {**config, **TABLE_PROPERTIES, **_stats_properties(schema)}
-    if (
-        current is None
-        or StructType.fromJson(json.loads(current)) != wanted
-        or (new_config != config)
-    ):
+    if current is None or current != wanted or new_config != config:
         metadata |= {"schemaString": wanted.json(), "configuration": new_config}
         transaction.updateMetadata(_action(spark, {"metaData": metadata}), False)
     adds = _jvm(spark).java.util.ArrayList()
@@ -528,9 +528,3 @@ def lock(spark: SparkSession, table: str, run_id: str) -> Iterator[None]:
         yield
     finally:
         lock_file.delete()
-
-
-def remove_dir(spark: SparkSession, path: str) -> None:
-    fs, hpath = hadoop_fs(spark, path)
-    if fs.exists(hpath):
-        fs.delete(hpath, True)
