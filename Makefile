@@ -40,7 +40,23 @@ $(JARS_STAMP): $(STAMP) dcm_spark/session.py
 	$(PY) -m dcm_spark.session
 	touch $(JARS_STAMP)
 
-setup: $(STAMP) $(JARS_STAMP) ## create .venv, install the project, resolve the Delta jars once
+# The driver JVM's class archive (conf/spark-defaults.conf, -XX:SharedArchiveFile): the
+# classes a training ingest of the sample data loads, dumped when its JVM exits. Optional:
+# if it cannot be built, an empty file stands for it and the JVM ignores it.
+CLASS_ARCHIVE := .cache/spark-driver.jsa
+DRIVER_JAVA_OPTIONS := $(shell sed -n 's/^spark.driver.extraJavaOptions[[:space:]]*//p' conf/spark-defaults.conf)
+SAMPLE_DATA = $$($(PY) -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')
+
+$(CLASS_ARCHIVE): $(JARS_STAMP) conf/spark-defaults.conf
+	mkdir -p $(@D) && rm -f $@
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	$(SPARK_SUBMIT) --driver-java-options \
+		"$(filter-out -XX:SharedArchiveFile=%,$(DRIVER_JAVA_OPTIONS)) -XX:ArchiveClassesAtExit=$@" \
+		jobs/ingest.py --input $(SAMPLE_DATA) --table "$$scratch/dicom" >"$$scratch/log" 2>&1 || \
+		{ tail -20 "$$scratch/log"; echo "warning: no class archive; Spark starts slower"; }
+	test -s $@ || touch $@
+
+setup: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) ## create .venv, install the project, resolve the Delta jars, build the JVM class archive once
 	@$(PY) -c 'import dcm_spark.session as s; s.check_java()' || \
 		{ echo "Java 17 or newer is required"; exit 2; }
 
@@ -89,4 +105,4 @@ dist/dcm_spark_env.tar.gz: $(STAMP) pyproject.toml
 	build/pack-venv/bin/venv-pack --quiet --force -p build/pack-venv -o $@
 
 clean: ## remove the venv, caches and local tables (keeps nothing you made by hand)
-	rm -rf $(VENV) .ivy2 build dist warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .ivy2 .cache build dist warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -71,12 +75,41 @@ def test_nested_delta_roundtrip_with_merge_schema(spark, tmp_path) -> None:
     assert history == 2
 
 
-def test_spark_submit_defaults_carry_every_session_setting() -> None:
-    from dcm_spark.session import BASE_CONF, PROJECT_ROOT
+def _spark_defaults() -> dict[str, str]:
+    from dcm_spark.session import PROJECT_ROOT
 
     conf: dict[str, str] = {}
     for line in (PROJECT_ROOT / "conf" / "spark-defaults.conf").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, value = line.split(None, 1)
             conf[key] = value.strip()
+    return conf
+
+
+def test_spark_submit_defaults_carry_every_session_setting() -> None:
+    from dcm_spark.session import BASE_CONF
+
+    conf = _spark_defaults()
     assert {k: conf.get(k) for k in BASE_CONF} == BASE_CONF
+
+
+def test_driver_jvm_maps_the_class_archive_setup_built() -> None:
+    """`make setup` dumps the driver's class archive; the JVM spark-submit starts with
+    conf/spark-defaults.conf maps it (-Xshare:on makes a mismatch fail the start)."""
+    from dcm_spark.session import PROJECT_ROOT
+
+    options = _spark_defaults()["spark.driver.extraJavaOptions"]
+    (archive,) = [o.split("=", 1)[1] for o in options.split() if "SharedArchiveFile" in o]
+    if not (PROJECT_ROOT / archive).exists():
+        pytest.skip("no class archive: `make setup` builds it")
+    assert (PROJECT_ROOT / archive).stat().st_size > 0, "make setup could not build it"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["spark-submit", "--properties-file", "conf/spark-defaults.conf"]
+        + ["--driver-java-options", f"{options} -Xshare:on", "--version"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
