@@ -377,8 +377,9 @@ def run(
             t = time.perf_counter()
             header_options, privacy = options.header, options.privacy
             todo = _partitioned(spark, todo_files, _tasks(spark, n_todo, options.files_per_task))
-            # The table's state is read while the workers parse: the driver's JVM loads
-            # Delta's log code meanwhile instead of after (seconds, in a fresh JVM).
+            # The table's state is read while the workers parse (delta-rs for a local
+            # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds
+            # in a fresh JVM, instead of after).
             with ThreadPoolExecutor(1) as driver:
                 table_state = driver.submit(table.state, spark, target)
                 parsed = todo.mapInArrow(

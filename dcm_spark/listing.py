@@ -28,20 +28,11 @@ class InputNotFound(DcmSparkError, FileNotFoundError):
     """An input directory or file does not exist."""
 
 
-def is_local(uri: str) -> bool:
-    return uri.startswith("file:") or "://" not in uri
-
-
-def _local(path: str) -> str:
-    return os.path.abspath(
-        "/" + path[len("file:") :].lstrip("/") if path.startswith("file:") else path
-    )
-
-
 def _walk_local(root: str, rows: list[tuple[str, int, int]]) -> None:
     """Every file under ``root``. Symbolic links to directories are not followed (no
     loops); links that cannot be resolved are listed, so they get an error record."""
-    start = _local(root)
+    start = table.local_path(root)
+    assert start is not None
     if not os.path.lexists(start):
         raise InputNotFound(f"input does not exist: {root}")
     if not os.path.isdir(start):
@@ -92,7 +83,7 @@ def list_files(spark: SparkSession, inputs: tuple[str, ...]) -> pa.Table:
     """
     rows: list[tuple[str, int, int]] = []
     for root in inputs:
-        if is_local(root):
+        if table.local_path(root) is not None:
             _walk_local(root, rows)
         else:
             _walk_hadoop(spark, root, rows)
@@ -115,8 +106,8 @@ def known_files(spark: SparkSession, path: str) -> set[tuple[str, int, Any]] | N
     Elsewhere (or if delta-rs cannot read the table) Spark reads it.
     """
     columns = ["_path", "_size", "_mtime"]
-    if is_local(path):
-        local = _local(path)
+    local = table.local_path(path)
+    if local is not None:
         if not os.path.isdir(os.path.join(local, "_delta_log")):
             return None
         try:

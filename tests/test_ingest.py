@@ -272,6 +272,63 @@ def study_date(path: Path) -> str | None:
         return pydicom.dcmread(path, stop_before_pixels=True, force=True).get("StudyDate") or None
 
 
+def commit(table: Path, version: int) -> dict[str, list[dict[str, Any]]]:
+    """The actions of one commit of the Delta log, by kind."""
+    import json
+
+    actions: dict[str, list[dict[str, Any]]] = {}
+    for line in (table / "_delta_log" / f"{version:020d}.json").read_text().splitlines():
+        ((kind, action),) = json.loads(line).items()
+        actions.setdefault(kind, []).append(action)
+    return actions
+
+
+def test_delta_rs_commits_what_only_adds_files_and_the_jvm_what_adds_columns(
+    spark, tmp_path
+) -> None:
+    """A local table is created, and appended to with its schema unchanged, by delta-rs;
+    a run that adds columns commits through Delta's JVM API. Spark reads every row."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        shutil.copy(get_testdata_file(name), inputs / name)
+    table = tmp_path / "dicom"
+    ingest(spark, [inputs], table)
+    created = commit(table, 0)
+    assert created["commitInfo"][0]["engineInfo"].startswith("delta-rs")
+    assert created["metaData"][0]["configuration"]["delta.checkpointInterval"] == "20"
+    assert (
+        "`SOPInstanceUID`"
+        in created["metaData"][0]["configuration"]["delta.dataSkippingStatsColumns"]
+    )
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))  # same elements, new instance
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    ds.save_as(inputs / "CT_copy.dcm")
+    ingest(spark, [inputs], table)
+    appended = commit(table, 1)
+    assert appended["commitInfo"][0]["engineInfo"].startswith("delta-rs")
+    assert "metaData" not in appended and len(appended["add"]) == 1
+
+    shutil.copy(get_testdata_file("rtplan.dcm"), inputs / "rtplan.dcm")
+    third = ingest(spark, [inputs], table)
+    assert "RTPlanLabel" in third.columns_added
+    grown = commit(table, 2)
+    assert "delta-rs" not in grown["commitInfo"][0].get("engineInfo", "")
+    assert "RTPlanLabel" in grown["metaData"][0]["schemaString"]
+
+    found = {
+        Path(r["_path"]).name: r for r in rows(spark, table, "_path, SOPInstanceUID, RTPlanLabel")
+    }
+    on_disk = {p.name: p for p in inputs.iterdir()}
+    assert {n: r["SOPInstanceUID"] for n, r in found.items()} == {
+        n: sop_uid(p) for n, p in on_disk.items()
+    }
+    plan = pydicom.dcmread(on_disk["rtplan.dcm"], stop_before_pixels=True)
+    assert found["rtplan.dcm"]["RTPlanLabel"] == plan.RTPlanLabel
+    assert found["CT_small.dcm"]["RTPlanLabel"] is None
+
+
 def test_a_table_with_a_constraint_gets_rows_through_spark_which_enforces_it(
     spark, tree, tmp_path
 ) -> None:
