@@ -9,7 +9,8 @@ On one generated corpus (bench/corpus.py) it measures:
   file, 2 processes;
 - P: ``spark-submit jobs/ingest.py`` into a new Delta table on ``local[2]``; Spark's
   start-up and shut-down (wall time minus the job's own) is reported apart;
-- P-noop: the same ingest again, nothing new; P-inc: again with 1% new files;
+- P-noop: the same ingest again, nothing new; P-inc: again with 1% new files, then with
+  3% more (the slope between the two: the marginal cost of a file; the rest is fixed);
 - peak memory (RSS) of the driver JVM and of the Python workers during P, sampled from /proc;
 - the converter alone on a header with ~18,000 elements and on a 100 MB multi-frame file.
 
@@ -246,6 +247,9 @@ def machine() -> dict[str, Any]:
         "pyspark": __import__("pyspark").__version__,
         "pydicom": pydicom.__version__,
         "pyarrow": pa.__version__,
+        # the driver JVM's class archive `make setup` builds (conf/spark-defaults.conf)
+        "jvm_class_archive": (ROOT / ".cache" / "spark-driver.jsa").is_file()
+        and (ROOT / ".cache" / "spark-driver.jsa").stat().st_size > 0,
     }
 
 
@@ -301,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         generate(corpus / "increment", extra, seed=args.seed + 1)
         inc_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
         inc_summary = json.loads(summary_json.read_text())
+        # a second increment, three times as large: the slope between the two is the
+        # marginal cost of a new file, the rest of P-inc is the fixed cost of a run
+        extra3 = 3 * extra
+        generate(corpus / "increment3", extra3, seed=args.seed + 2)
+        inc3_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
+        inc3_summary = json.loads(summary_json.read_text())
+        marginal = (inc3_summary["seconds"] - inc_summary["seconds"]) / (extra3 - extra)
 
         n = len(files)
         p_work = p_total - startup
@@ -314,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
             "P_noop_in_job": noop_summary["seconds"],
             "P_inc_wall": round(inc_total, 2),
             "P_inc_in_job": inc_summary["seconds"],
+            "P_inc3_wall": round(inc3_total, 2),
+            "P_inc3_in_job": inc3_summary["seconds"],
+        }
+        results["incremental"] = {
+            "files": [extra, extra3],
+            "marginal_ms_per_file": round(marginal * 1000, 3),
+            "P_ms_per_file": round(p_summary["seconds"] / n * 1000, 3),
+            "fixed_s": round(inc_summary["seconds"] - marginal * extra, 2),
         }
         results["files_per_s"] = {
             "B0": round(n / b0),
@@ -331,8 +350,13 @@ def main(argv: list[str] | None = None) -> int:
             "inc_files_fraction": round(extra / n, 3),
         }
         results["peak_memory_mb"] = {k: round(v) for k, v in memory.items()}
-        results["summaries"] = {"P": p_summary, "P_noop": noop_summary, "P_inc": inc_summary}
-        for key in ("P", "P_noop", "P_inc"):
+        results["summaries"] = {
+            "P": p_summary,
+            "P_noop": noop_summary,
+            "P_inc": inc_summary,
+            "P_inc3": inc3_summary,
+        }
+        for key in results["summaries"]:
             results["summaries"][key].pop("columns_added", None)
 
         elements = big_header(work / "big_header.dcm")
@@ -345,9 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"{results['date'][:10]}-{args.files}.json"
     (args.out / name).write_text(json.dumps(results, indent=2) + "\n")
-    print(
-        json.dumps({k: results[k] for k in ("files_per_s", "ratios", "peak_memory_mb")}, indent=2)
-    )
+    shown = ("files_per_s", "ratios", "incremental", "peak_memory_mb")
+    print(json.dumps({k: results[k] for k in shown}, indent=2))
     return 0
 
 
