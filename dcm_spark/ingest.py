@@ -292,12 +292,18 @@ def cast_partition(
 # -- driver side -----------------------------------------------------------------------
 
 
+#: A smaller run gets fewer tasks than 3 waves: below this many files a task's own cost
+#: (a Parquet file, its schema, a Python call) outweighs balancing the cores.
+MIN_FILES_PER_TASK = 250
+
+
 def _tasks(spark: SparkSession, n_files: int, per_task: int) -> int:
     """Enough tasks to keep every core busy (3 waves, whole ones), none larger than
-    ``per_task`` files."""
+    ``per_task`` files, and none smaller than `MIN_FILES_PER_TASK` (whole waves still)."""
     cores = spark.sparkContext.defaultParallelism
     waves = max(3, -(-n_files // (per_task * cores)))
-    return max(1, min(n_files, waves * cores))
+    few = cores * -(-n_files // (MIN_FILES_PER_TASK * cores))
+    return max(1, min(n_files, waves * cores, max(few, -(-n_files // per_task))))
 
 
 def _partitioned(spark: SparkSession, files: pa.Table, tasks: int) -> DataFrame:

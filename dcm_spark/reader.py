@@ -15,6 +15,7 @@ that), which makes this several times faster than building pydicom datasets.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -77,12 +78,15 @@ class _Source:
 
     BLOCK = 1 << 14  # most headers fit; a larger block copies pixel data for nothing
 
-    def __init__(self, fp: IO[bytes], data: bytes | None = None, base: int = 0) -> None:
-        self.fp = fp
-        self.buf = data if data is not None else b""
+    def __init__(
+        self, fp: IO[bytes], base: int = 0, ahead: bytes = b"", size: int | None = None
+    ) -> None:
+        self.fp = fp  # positioned at base + len(ahead)
+        self.buf = ahead  # bytes from base on, already read
         self.base = base  # file offset of buf[0]
         self.pos = base
-        self.eof = data is not None
+        self.eof = False
+        self.size = size  # the file's size, if known: no read to find where it ends
 
     def need(self, n: int) -> memoryview | bytes:
         start = self.pos - self.base
@@ -103,6 +107,8 @@ class _Source:
         if start + 8 <= len(self.buf):
             self.pos += 8
             return self.buf[start : start + 8]
+        if self.pos == self.size:
+            return None  # nothing at all left: the data set simply ends here
         try:
             return bytes(self.need(8))
         except _End:
@@ -127,9 +133,14 @@ class _Source:
             return
         if self.eof:
             raise _End
-        self.fp.seek(self.pos + n - 1)  # beyond the window: is the value all there?
-        if not self.fp.read(1):
-            raise _End  # the length runs past the end of the file
+        if self.size is not None:  # beyond the window: is the value all there?
+            if self.pos + n > self.size:
+                raise _End  # the length runs past the end of the file
+            self.fp.seek(self.pos + n)
+        else:
+            self.fp.seek(self.pos + n - 1)
+            if not self.fp.read(1):
+                raise _End
         self.pos += n
         self.buf, self.base = b"", self.pos
 
@@ -402,6 +413,14 @@ def _plausible_group(head: bytes) -> bool:
     return len(head) >= 8 and (_plausible(head[:2], "little") or _plausible(head[:2], "big"))
 
 
+def _size(fp: IO[bytes]) -> int | None:
+    """The size of a file on disk; None for other streams."""
+    try:
+        return os.fstat(fp.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
 def read_file(fp: IO[bytes], defer_size: int = 4096) -> Parsed:
     """Read a DICOM file's file meta and data set (see the module docstring).
 
@@ -410,30 +429,34 @@ def read_file(fp: IO[bytes], defer_size: int = 4096) -> Parsed:
     pydicom.errors.InvalidDicomError
         If the bytes do not start like a DICOM file (with or without the preamble).
     """
-    head = fp.read(132)
-    start = 132 if head[128:132] == b"DICM" else 0
-    if start == 0 and not _plausible_group(head):
+    size = _size(fp)
+    first = fp.read(_Source.BLOCK)  # the meta and, mostly, the whole header: one read
+    start = 132 if first[128:132] == b"DICM" else 0
+    if start == 0 and not _plausible_group(first[:132]):
         raise InvalidDicomError("not a DICOM file: no preamble, no DICOM elements")
-    fp.seek(start)
-    meta_reader = _Reader(_Source(fp, base=start), True, False, defer_size)
+    meta_src = _Source(fp, base=start, ahead=first[start:], size=size)
+    meta_reader = _Reader(meta_src, True, False, defer_size)
     meta = meta_reader.dataset(None, 0, stop_group=0x0002)
     syntax = _transfer_syntax(meta)
-    body_start = meta_reader.src.pos
-    fp.seek(body_start)
+    body_start = meta_src.pos
+    ahead = meta_src.buf[body_start - meta_src.base :]  # the file goes on from here
     if syntax is None or not syntax.startswith("1.2.840.10008.1.2"):
         # no file meta, or a transfer syntax no one defined: guess from the first element
-        peek = fp.read(8)
-        fp.seek(body_start)
+        if len(ahead) < 8:
+            fp.seek(body_start)
+            ahead = fp.read(8)
+        peek = ahead[:8]
         little = not (_plausible(peek[:2], "big") and not _plausible(peek[:2], "little"))
         implicit = not _looks_explicit(peek)
     else:
         little, implicit = syntax != EXPLICIT_BIG, syntax == IMPLICIT_LITTLE
     deflated = syntax in DEFLATED
     if deflated:  # offsets of a deflated data set are in the inflated stream
+        fp.seek(body_start)
         source = _Source(_Inflated(fp), base=0)  # type: ignore[arg-type]
         defer_size = max(defer_size, 1 << 20)  # text cannot be read again afterwards
     else:
-        source = _Source(fp, base=body_start)
+        source = _Source(fp, base=body_start, ahead=ahead, size=size)
     reader = _Reader(source, little, implicit, defer_size)
     body = reader.dataset(None, 0)
     return Parsed(meta, body, meta_reader.truncated or reader.truncated, deflated)
