@@ -329,6 +329,43 @@ def test_delta_rs_commits_what_only_adds_files_and_the_jvm_what_adds_columns(
     assert found["CT_small.dcm"]["RTPlanLabel"] is None
 
 
+def test_the_jvm_route_creates_a_table_as_delta_rs_does(spark, tree, tmp_path) -> None:
+    """What a table on HDFS or S3 gets: the same data files committed through Delta's JVM
+    API make a table Spark reads with the same rows, schema and properties."""
+    import pyarrow.parquet as pq
+
+    from dcm_spark import schema, table
+
+    local = tmp_path / "local"
+    ingest(spark, [tree], local)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    files = []
+    for add in committed(local):
+        shutil.copy(local / add["path"], elsewhere / add["path"])
+        files.append(
+            {"data_file": add["path"], "file_size": add["size"]}
+            | {"modified_ms": add["modificationTime"], "stats": add["stats"]}
+        )
+    merged = schema.merge_schemas(*(pq.read_schema(local / f["data_file"]) for f in files))
+    table._commit_jvm(spark, str(elsewhere), merged, files)
+
+    created = commit(elsewhere, 0)
+    assert "delta-rs" not in created["commitInfo"][0].get("engineInfo", "")
+    assert (
+        created["metaData"][0]["configuration"] == commit(local, 0)["metaData"][0]["configuration"]
+    )
+    read = {t: spark.read.format("delta").load(str(t)) for t in (local, elsewhere)}
+    assert read[elsewhere].schema == read[local].schema
+    key = "_path, SOPInstanceUID, StudyDate"
+    assert sorted(map(tuple, read[elsewhere].selectExpr(*key.split(", ")).collect())) == sorted(
+        map(tuple, read[local].selectExpr(*key.split(", ")).collect())
+    )
+    assert sorted(r["SOPInstanceUID"] for r in rows(spark, elsewhere, "SOPInstanceUID")) == sorted(
+        sop_uid(p) for p in tree.rglob("*.dcm") if p.stat().st_size and p.name != "DICOMDIR"
+    )
+
+
 def test_a_table_with_a_constraint_gets_rows_through_spark_which_enforces_it(
     spark, tree, tmp_path
 ) -> None:
