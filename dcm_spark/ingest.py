@@ -160,8 +160,8 @@ def _stderr(line: str) -> None:
 
 
 def _open(uri: str) -> IO[bytes]:
-    if uri.startswith("file:") or "://" not in uri:
-        path = table.filesystem(uri)[1]
+    path = table.local_path(uri)
+    if path is not None:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the task
             raise NotARegularFile("not a regular file")
         return open(path, "rb")  # noqa: SIM115 - closed by the caller

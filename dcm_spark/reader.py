@@ -169,8 +169,8 @@ class _Reader:
         src = self.src
         try:
             while not self.truncated:
-                if stop_group is None and self.little:
-                    self._common(out, end)
+                if self.little:
+                    self._common(out, end, stop_group)
                 if end is not None and src.pos >= end:
                     break
                 head = src.head()
@@ -194,12 +194,13 @@ class _Reader:
             self.truncated = True
         return out
 
-    def _common(self, out: Dataset, end: int | None) -> None:
+    def _common(self, out: Dataset, end: int | None, only_group: int | None) -> None:
         """Read the common elements inline, up to the first that needs the general path.
 
         Common: little endian, not a sequence (explicit VR: a VR with a 2-byte length;
-        implicit: a public non-SQ tag), the whole value in the window, not deferred. The
-        result is what the general path gives, without its calls per element.
+        implicit: a public non-SQ tag), the whole value in the window, not deferred, of
+        ``only_group`` if given. The result is what the general path gives, without its
+        calls per element.
         """
         src, defer, implicit = self.src, self.defer, self.implicit
         buf, base, pos = src.buf, src.base, src.pos
@@ -223,6 +224,8 @@ class _Reader:
                     break
             start += 8
             if group == 0xFFFE or start + length > size or length > defer:
+                break
+            if only_group is not None and group != only_group:
                 break
             tag = group << 16 | number
             pos = base + start + length
