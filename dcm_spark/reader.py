@@ -38,8 +38,15 @@ VALID_VRS = LONG_VRS | frozenset(
 )  # fmt: skip
 _VR_NAMES = {code: code.decode() for code in VALID_VRS}
 _SHORT_VRS = {code: name for code, name in _VR_NAMES.items() if code not in LONG_VRS}
-_EXPLICIT_LITTLE_HEAD = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
-_IMPLICIT_LITTLE_HEAD = struct.Struct("<HHI")  # tag, 4-byte length
+#: VRs with a 4-byte length that never hold items (not SQ, not UN)
+_LONG_PLAIN_VRS = {code: _VR_NAMES[code] for code in LONG_VRS - {b"SQ", b"UN"}}
+_LENGTHS = {True: struct.Struct("<I"), False: struct.Struct(">I")}  # little endian?
+_HEADS = {  # (little endian, implicit VR) -> an element's first 8 bytes
+    (True, False): struct.Struct("<HH2sH"),  # tag, VR, 2-byte length
+    (True, True): struct.Struct("<HHI"),  # tag, 4-byte length
+    (False, False): struct.Struct(">HH2sH"),
+    (False, True): struct.Struct(">HHI"),
+}
 MAX_NESTING = 64  # deeper than any real file; guards the stack against hostile input
 TOO_DEEP: list[Dataset] = []  # the value of a sequence nested deeper than MAX_NESTING
 MAX_INFLATED = 256 << 20  # a deflated data set is read no further than this
@@ -169,8 +176,7 @@ class _Reader:
         src = self.src
         try:
             while not self.truncated:
-                if self.little:
-                    self._common(out, end, stop_group)
+                self._common(out, end, stop_group)
                 if end is not None and src.pos >= end:
                     break
                 head = src.head()
@@ -197,16 +203,16 @@ class _Reader:
     def _common(self, out: Dataset, end: int | None, only_group: int | None) -> None:
         """Read the common elements inline, up to the first that needs the general path.
 
-        Common: little endian, not a sequence (explicit VR: a VR with a 2-byte length;
-        implicit: a public non-SQ tag), the whole value in the window, not deferred, of
-        ``only_group`` if given. The result is what the general path gives, without its
-        calls per element.
+        Common: not a sequence (explicit VR: not SQ or UN; implicit: a public non-SQ
+        tag), the whole value in the window, not deferred, of ``only_group`` if given.
+        The result is what the general path gives, without its calls per element.
         """
-        src, defer, implicit = self.src, self.defer, self.implicit
+        src, defer, implicit, little = self.src, self.defer, self.implicit, self.little
         buf, base, pos = src.buf, src.base, src.pos
         size = len(buf)
-        unpack = (_IMPLICIT_LITTLE_HEAD if implicit else _EXPLICIT_LITTLE_HEAD).unpack_from
+        unpack, long_length = _HEADS[little, implicit].unpack_from, _LENGTHS[little].unpack_from
         dictionary, short_vrs, setdefault = DicomDictionary.get, _SHORT_VRS.get, out.setdefault
+        long_vrs = _LONG_PLAIN_VRS.get
         while end is None or pos < end:
             start = pos - base
             if start + 8 > size:
@@ -220,8 +226,12 @@ class _Reader:
             else:
                 group, number, code, length = unpack(buf, start)
                 vr = short_vrs(code)
-                if vr is None:
-                    break
+                if vr is None:  # a 4-byte length after 2 reserved bytes
+                    vr = long_vrs(code)
+                    if vr is None or start + 12 > size:
+                        break
+                    (length,) = long_length(buf, start + 8)
+                    start += 4
             start += 8
             if group == 0xFFFE or start + length > size or length > defer:
                 break
@@ -230,7 +240,7 @@ class _Reader:
             tag = group << 16 | number
             pos = base + start + length
             value = buf[start : start + length]
-            setdefault(tag, Element(tag, vr, length, value, base + start, implicit, True))
+            setdefault(tag, Element(tag, vr, length, value, base + start, implicit, little))
         src.pos = pos
 
     def _vr_and_length(self, tag: int, head: bytes) -> tuple[str | None, int]:
