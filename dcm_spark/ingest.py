@@ -47,6 +47,7 @@ from dcm_spark.header import (
     NotARegularFile,
     ValueMemo,
     convert_file,
+    file_timeouts,
     to_record_batch,
 )
 
@@ -212,7 +213,7 @@ def parse_partition(
     rows: list[Header] = []
     meta: list[dict[str, Any]] = []
     memo = ValueMemo()
-    with _cycle_collector_paused():
+    with _cycle_collector_paused(), file_timeouts():
         for batch in batches:
             errors: list[dict[str, Any]] = []
             for f in batch.to_pylist():

@@ -476,6 +476,26 @@ def test_a_file_that_hangs_is_stopped_by_the_time_budget() -> None:
     assert time.monotonic() - started < 5
 
 
+def test_time_budgets_under_one_handler_for_many_files() -> None:
+    import signal
+
+    from dcm_spark.header import file_timeouts
+
+    data = make_file(PatientName="SMITH^JOHN")
+    before = signal.getsignal(signal.SIGALRM)
+    with file_timeouts():
+        slow = convert_file(SlowFile(data), HeaderOptions(time_budget=0.5))
+        fine = convert_file(io.BytesIO(data), HeaderOptions(time_budget=0.5))
+        slow_again = convert_file(SlowFile(data), HeaderOptions(time_budget=0.5))
+    assert isinstance(slow, FileError) and isinstance(slow_again, FileError)
+    assert slow.error_class == slow_again.error_class == "FileTimeout"
+    assert "0.5 s" in slow.message
+    assert isinstance(fine, Header)
+    assert fine.values["PatientName"]["Alphabetic"] == {"FamilyName": "SMITH", "GivenName": "JOHN"}
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_extreme_valid_files_stay_within_memory(tmp_path: Path) -> None:
     from bench.run import big_header, big_pixels
 
