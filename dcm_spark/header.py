@@ -28,7 +28,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -244,11 +243,31 @@ class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType]]):
     def __init__(self, limit: int = 50_000) -> None:
         super().__init__()
         self.limit = limit
+        # item fields, by name and type object -> (the fields, the sequence's type)
+        self.sequence_types: dict[tuple[tuple[str, int], ...], tuple[Any, pa.DataType]] = {}
 
     def remember(self, key: tuple[Any, ...], entry: tuple[str, Any, pa.DataType]) -> None:
         if len(self) >= self.limit:
             self.clear()
         self[key] = entry
+
+    def sequence_type(self, item_types: dict[str, pa.DataType]) -> pa.DataType:
+        """Column type of a sequence whose items have these fields.
+
+        Keyed by the type objects' identity (the memo's and this method's results are
+        the same objects file after file): hashing a nested Arrow type walks its text,
+        100 us for a wide one, slower than building it. An entry keeps its types alive,
+        so their ids are not reused while it stands.
+        """
+        key = tuple((name, id(t)) for name, t in item_types.items())
+        known = self.sequence_types.get(key)
+        if known is None:
+            fields = list(item_types.items())
+            known = (fields, pa.list_(pa.struct(fields) if fields else pa.null()))
+            if len(self.sequence_types) >= self.limit:
+                self.sequence_types.clear()
+            self.sequence_types[key] = known
+        return known[1]
 
 
 _MEMO_MAX_BYTES = 64  # longer values are rarely repeated (and would make the memo big)
@@ -455,7 +474,7 @@ class _File:
             return
         rows = [self.dataset(item, enc, depth + 1) for item in elem.value]
         item_types = union(rows)
-        column_type = _sequence_type(tuple(item_types.items()))
+        column_type = self.memo.sequence_type(item_types)
         self.put(spec, elem.tag, [r.values for r in rows], column_type, values, types)
 
     def json(self, elem: Element, enc: list[str], creators: dict[int, str]) -> dict[str, Any]:
@@ -477,13 +496,6 @@ class _File:
         if kind is Kind.PERSON_NAME:
             values = [dict(zip(NAME_GROUPS, v.split("="), strict=False)) for v in values]
         return {"vr": vr, "Value": values} if values else {"vr": vr}
-
-
-@lru_cache(maxsize=4096)
-def _sequence_type(item_fields: tuple[tuple[str, pa.DataType], ...]) -> pa.DataType:
-    """Column type of a sequence whose items have these fields (cached: a sequence's
-    layout repeats in every file of a series)."""
-    return pa.list_(pa.struct(list(item_fields)) if item_fields else pa.null())
 
 
 def _extent(elem: Element) -> tuple[int, int]:
