@@ -10,7 +10,8 @@ On one generated corpus (bench/corpus.py) it measures:
 - P: ``spark-submit jobs/ingest.py`` into a new Delta table on ``local[2]``; Spark's
   start-up and shut-down (wall time minus the job's own) is reported apart;
 - P-noop: the same ingest again, nothing new; P-inc: again with 1% new files, then with
-  3% more (the slope between the two: the marginal cost of a file; the rest is fixed);
+  10% more (the slope between the two: the marginal cost of a file; the rest is fixed);
+- B0 and B1 again after P: ratios use the mean of before and after (the machine drifts);
 - peak memory (RSS) of the driver JVM and of the Python workers during P, sampled from /proc;
 - the converter alone on a header with ~18,000 elements and on a 100 MB multi-frame file.
 
@@ -282,10 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"corpus: {len(files)} files, {size / 2**30:.2f} GiB", flush=True)
 
-        b0 = baseline_b0(files)
-        print(f"B0: {len(files) / b0:.0f} files/s", flush=True)
-        b1 = baseline_b1(files, work / "naive.parquet")
-        print(f"B1: {len(files) / b1:.0f} files/s", flush=True)
+        # B0 and B1 before and after P (B0 B1 P B1 B0), ratios on their means: the
+        # machine's speed drifts over minutes, a baseline measured once skews the ratio
+        b0_before = baseline_b0(files)
+        print(f"B0: {len(files) / b0_before:.0f} files/s", flush=True)
+        b1_before = baseline_b1(files, work / "naive.parquet")
+        print(f"B1: {len(files) / b1_before:.0f} files/s", flush=True)
 
         table = work / "table"
         summary_json = work / "summary.json"
@@ -302,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         # start-up and shut-down: what spark-submit costs around the job's own work
         startup = p_total - p_summary["seconds"]
         print(f"P: {p_total:.1f} s wall ({startup:.1f} s start-up)", flush=True)
+        b1_after = baseline_b1(files, work / "naive.parquet")
+        b0_after = baseline_b0(files)
+        b0, b1 = (b0_before + b0_after) / 2, (b1_before + b1_after) / 2
+        print(f"B1, B0 again: {len(files) / b1_after:.0f}, {len(files) / b0_after:.0f} files/s")
         noop_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
         noop_summary = json.loads(summary_json.read_text())
         extra = max(1, args.files // 100)
@@ -309,20 +316,22 @@ def main(argv: list[str] | None = None) -> int:
         os.sync()
         inc_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
         inc_summary = json.loads(summary_json.read_text())
-        # a second increment, three times as large: the slope between the two is the
+        # a second increment, ten times as large: the slope between the two is the
         # marginal cost of a new file, the rest of P-inc is the fixed cost of a run
-        extra3 = 3 * extra
-        generate(corpus / "increment3", extra3, seed=args.seed + 2)
+        extra10 = 10 * extra
+        generate(corpus / "increment10", extra10, seed=args.seed + 2)
         os.sync()
-        inc3_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
-        inc3_summary = json.loads(summary_json.read_text())
-        marginal = (inc3_summary["seconds"] - inc_summary["seconds"]) / (extra3 - extra)
+        inc10_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
+        inc10_summary = json.loads(summary_json.read_text())
+        marginal = (inc10_summary["seconds"] - inc_summary["seconds"]) / (extra10 - extra)
 
         n = len(files)
         p_work = p_total - startup
         results["seconds"] = {
             "B0": round(b0, 2),
             "B1": round(b1, 2),
+            "B0_before_after": [round(b0_before, 2), round(b0_after, 2)],
+            "B1_before_after": [round(b1_before, 2), round(b1_after, 2)],
             "spark_startup": round(startup, 2),
             "P_wall": round(p_total, 2),
             "P_in_job": p_summary["seconds"],
@@ -330,11 +339,11 @@ def main(argv: list[str] | None = None) -> int:
             "P_noop_in_job": noop_summary["seconds"],
             "P_inc_wall": round(inc_total, 2),
             "P_inc_in_job": inc_summary["seconds"],
-            "P_inc3_wall": round(inc3_total, 2),
-            "P_inc3_in_job": inc3_summary["seconds"],
+            "P_inc10_wall": round(inc10_total, 2),
+            "P_inc10_in_job": inc10_summary["seconds"],
         }
         results["incremental"] = {
-            "files": [extra, extra3],
+            "files": [extra, extra10],
             "marginal_ms_per_file": round(marginal * 1000, 3),
             "P_ms_per_file": round(p_summary["seconds"] / n * 1000, 3),
             "fixed_s": round(inc_summary["seconds"] - marginal * extra, 2),
@@ -359,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "P": p_summary,
             "P_noop": noop_summary,
             "P_inc": inc_summary,
-            "P_inc3": inc3_summary,
+            "P_inc10": inc10_summary,
         }
         for key in results["summaries"]:
             results["summaries"][key].pop("columns_added", None)
