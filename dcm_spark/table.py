@@ -395,7 +395,10 @@ def _commit_local(root: str, schema: pa.Schema, files: list[dict[str, Any]]) -> 
             root, Schema.from_json(wanted), adds, mode="error", configuration=config
         )
         return True
-    table = DeltaTable(root)
+    try:
+        table = DeltaTable(root)
+    except Exception:  # a table feature delta-rs does not read: the JVM commits
+        return False
     protocol = table.protocol()
     current = dict(table.metadata().configuration)
     if (
