@@ -41,22 +41,26 @@ $(JARS_STAMP): $(STAMP) dcm_spark/session.py
 	touch $(JARS_STAMP)
 
 # The driver JVM's class archive (conf/spark-defaults.conf, -XX:SharedArchiveFile): the
-# classes a training ingest of the sample data loads, dumped when its JVM exits. Optional:
-# if it cannot be built, an empty file stands for it and the JVM ignores it.
+# classes a training ingest of the sample data loads, dumped when its JVM exits, under a
+# temporary name until it is whole. If it cannot be built, set-up goes on with a warning
+# (the JVM then starts without class sharing); `rm -rf .cache && make setup` tries again.
 CLASS_ARCHIVE := .cache/spark-driver.jsa
+CLASS_ARCHIVE_STAMP := .cache/.class-archive
 DRIVER_JAVA_OPTIONS := $(shell sed -n 's/^spark.driver.extraJavaOptions[[:space:]]*//p' conf/spark-defaults.conf)
 SAMPLE_DATA = $$($(PY) -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')
 
-$(CLASS_ARCHIVE): $(JARS_STAMP) conf/spark-defaults.conf
-	mkdir -p $(@D) && rm -f $@
+$(CLASS_ARCHIVE_STAMP): $(JARS_STAMP) conf/spark-defaults.conf
+	mkdir -p $(@D) && rm -f $(CLASS_ARCHIVE) $(CLASS_ARCHIVE).tmp
 	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
 	$(SPARK_SUBMIT) --driver-java-options \
-		"$(filter-out -XX:SharedArchiveFile=%,$(DRIVER_JAVA_OPTIONS)) -XX:ArchiveClassesAtExit=$@" \
-		jobs/ingest.py --input $(SAMPLE_DATA) --table "$$scratch/dicom" >"$$scratch/log" 2>&1 || \
-		{ tail -20 "$$scratch/log"; echo "warning: no class archive; Spark starts slower"; }
-	test -s $@ || touch $@
+		"$(filter-out -XX:SharedArchiveFile=%,$(DRIVER_JAVA_OPTIONS)) -XX:ArchiveClassesAtExit=$(CLASS_ARCHIVE).tmp" \
+		jobs/ingest.py --input $(SAMPLE_DATA) --table "$$scratch/dicom" >"$$scratch/log" 2>&1 && \
+		mv $(CLASS_ARCHIVE).tmp $(CLASS_ARCHIVE) || \
+		{ tail -20 "$$scratch/log"; rm -f $(CLASS_ARCHIVE).tmp; \
+		  echo "warning: no JVM class archive; Spark starts slower"; }
+	touch $@
 
-setup: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE) ## create .venv, install the project, resolve the Delta jars, build the JVM class archive once
+setup: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE_STAMP) ## create .venv, install the project, resolve the Delta jars, build the JVM class archive once
 	@$(PY) -c 'import dcm_spark.session as s; s.check_java()' || \
 		{ echo "Java 17 or newer is required"; exit 2; }
 

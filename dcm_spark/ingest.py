@@ -319,7 +319,8 @@ MIN_FILES_PER_TASK = 250
 
 def _tasks(spark: SparkSession, n_files: int, per_task: int) -> int:
     """Enough tasks to keep every core busy (3 waves, whole ones), none larger than
-    ``per_task`` files, and none smaller than `MIN_FILES_PER_TASK` (whole waves still)."""
+    ``per_task`` files; a small run gets only as many whole waves as `MIN_FILES_PER_TASK`
+    files a task fill (at least one task a core, so a task may hold fewer)."""
     cores = spark.sparkContext.defaultParallelism
     waves = max(3, -(-n_files // (per_task * cores)))
     few = cores * -(-n_files // (MIN_FILES_PER_TASK * cores))

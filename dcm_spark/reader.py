@@ -15,7 +15,9 @@ that), which makes this several times faster than building pydicom datasets.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -427,11 +429,15 @@ def _plausible_group(head: bytes) -> bool:
 
 
 def _size(fp: IO[bytes]) -> int | None:
-    """The size of a file on disk; None for other streams."""
-    try:
-        return os.fstat(fp.fileno()).st_size
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+    """The size of a plain file on disk; None for other streams (a gzip or bz2 file object
+    gives the fd of its compressed bytes: their size is not the stream's)."""
+    if not isinstance(fp, io.FileIO | io.BufferedReader):
         return None
+    try:
+        st = os.fstat(fp.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def read_file(fp: IO[bytes], defer_size: int = 4096) -> Parsed:

@@ -382,6 +382,7 @@ def _commit_local(root: str, schema: pa.Schema, files: list[dict[str, Any]]) -> 
     unchanged, through delta-rs; False (nothing done) when the commit is not one of
     those or the table needs writer features delta-rs is not asked to handle here."""
     from deltalake import DeltaTable, Schema
+    from deltalake.exceptions import DeltaError
     from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
     wanted = spark_schema(schema).json()  # the schema the JVM commit would write
@@ -391,9 +392,14 @@ def _commit_local(root: str, schema: pa.Schema, files: list[dict[str, Any]]) -> 
     ]
     config = {**TABLE_PROPERTIES, **_stats_properties(schema)}
     if not os.path.isdir(os.path.join(root, "_delta_log")):
-        create_table_with_add_actions(
-            root, Schema.from_json(wanted), adds, mode="error", configuration=config
-        )
+        try:
+            create_table_with_add_actions(
+                root, Schema.from_json(wanted), adds, mode="error", configuration=config
+            )
+        except DeltaError as exc:  # another writer created the table meanwhile
+            raise DcmSparkError(
+                f"{root}: the table could not be created ({exc}); nothing committed: run again"
+            ) from exc
         return True
     try:
         table = DeltaTable(root)
@@ -408,7 +414,13 @@ def _commit_local(root: str, schema: pa.Schema, files: list[dict[str, Any]]) -> 
     ):
         return False
     actions: list[AddAction | RemoveAction] = [*adds]
-    table.create_write_transaction(actions, "append", Schema.from_json(wanted))
+    try:
+        table.create_write_transaction(actions, "append", Schema.from_json(wanted))
+    except DeltaError as exc:  # another writer changed the table meanwhile
+        raise DcmSparkError(
+            f"{root} changed while this run committed (another writer): {exc}; "
+            "nothing was committed: run again"
+        ) from exc
     return True
 
 

@@ -476,17 +476,22 @@ def test_a_file_that_hangs_is_stopped_by_the_time_budget() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_time_budgets_under_one_handler_for_many_files() -> None:
+def test_time_budgets_under_one_handler_for_many_files(monkeypatch) -> None:
     import signal
 
     from dcm_spark.header import file_timeouts
 
     data = make_file(PatientName="SMITH^JOHN")
     before = signal.getsignal(signal.SIGALRM)
+    installs: list[object] = []
+    real_signal = signal.signal
+    monkeypatch.setattr(signal, "signal", lambda *a: installs.append(a) or real_signal(*a))
     with file_timeouts():
+        assert len(installs) == 1
         slow = convert_file(SlowFile(data), HeaderOptions(time_budget=0.5))
         fine = convert_file(io.BytesIO(data), HeaderOptions(time_budget=0.5))
         slow_again = convert_file(SlowFile(data), HeaderOptions(time_budget=0.5))
+        assert len(installs) == 1  # the files only arm and disarm the timer
     assert isinstance(slow, FileError) and isinstance(slow_again, FileError)
     assert slow.error_class == slow_again.error_class == "FileTimeout"
     assert "0.5 s" in slow.message
@@ -494,6 +499,22 @@ def test_time_budgets_under_one_handler_for_many_files() -> None:
     assert fine.values["PatientName"]["Alphabetic"] == {"FamilyName": "SMITH", "GivenName": "JOHN"}
     assert signal.getsignal(signal.SIGALRM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_compressed_file_object_reads_as_the_file_it_holds(tmp_path: Path) -> None:
+    """A gzip file object's fd is its compressed bytes: their size is not the stream's."""
+    import gzip
+
+    from pydicom.data import get_testdata_file
+
+    from dcm_spark.header import read_header
+
+    source = get_testdata_file("CT_small.dcm")
+    packed = tmp_path / "CT_small.dcm.gz"
+    packed.write_bytes(gzip.compress(Path(source).read_bytes()))
+    with gzip.open(packed, "rb") as handle:
+        header = read_header(handle)
+    assert header.values == read_header(source).values
 
 
 def test_extreme_valid_files_stay_within_memory(tmp_path: Path) -> None:

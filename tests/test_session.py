@@ -101,8 +101,7 @@ def test_driver_jvm_maps_the_class_archive_setup_built() -> None:
     options = _spark_defaults()["spark.driver.extraJavaOptions"]
     (archive,) = [o.split("=", 1)[1] for o in options.split() if "SharedArchiveFile" in o]
     if not (PROJECT_ROOT / archive).exists():
-        pytest.skip("no class archive: `make setup` builds it")
-    assert (PROJECT_ROOT / archive).stat().st_size > 0, "make setup could not build it"
+        pytest.skip("no class archive: `make setup` builds it (or warned why it could not)")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
         ["spark-submit", "--properties-file", "conf/spark-defaults.conf"]
