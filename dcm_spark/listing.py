@@ -108,7 +108,7 @@ def known_files(spark: SparkSession, path: str) -> set[tuple[str, int, Any]] | N
     columns = ["_path", "_size", "_mtime"]
     local = table.local_path(path)
     if local is not None:
-        if not os.path.isdir(os.path.join(local, "_delta_log")):
+        if not table.has_log(local):
             return None
         try:
             from deltalake import DeltaTable

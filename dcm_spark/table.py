@@ -127,7 +127,7 @@ def state(spark: SparkSession, path: str) -> TableState:
 def _local_metadata(root: str) -> dict[str, Any] | None:
     """A local table's schema and properties read with delta-rs, without the JVM, as the
     log's metaData action has them ({} if no table; None if delta-rs cannot read it)."""
-    if not os.path.isdir(os.path.join(root, "_delta_log")):
+    if not has_log(root):
         return {}
     try:
         from deltalake import DeltaTable
@@ -150,9 +150,17 @@ def spark_schema(schema: pa.Schema) -> Any:
     return from_arrow_schema(schema)
 
 
-def _stats_properties(schema: pa.Schema) -> dict[str, str]:
+def _properties(schema: pa.Schema) -> dict[str, str]:
+    """The table properties a table of ``schema`` gets: `TABLE_PROPERTIES` and statistics
+    on the `STATS_COLUMNS` it has."""
     present = [c for c in STATS_COLUMNS if c in schema.names]
-    return {"delta.dataSkippingStatsColumns": ",".join(f"`{c}`" for c in present)}
+    stats = ",".join(f"`{c}`" for c in present)
+    return {**TABLE_PROPERTIES, "delta.dataSkippingStatsColumns": stats}
+
+
+def has_log(root: str) -> bool:
+    """Is there a Delta table (its log) in the local directory ``root``?"""
+    return os.path.isdir(os.path.join(root, "_delta_log"))
 
 
 def write(
@@ -190,7 +198,7 @@ def write(
     else:
         writer = writer.mode("append").option("mergeSchema", "true")
     writer.save(path)
-    set_properties(df.sparkSession, path, {**TABLE_PROPERTIES, **_stats_properties(schema)})
+    set_properties(df.sparkSession, path, _properties(schema))
 
 
 def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
@@ -209,10 +217,9 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and path of a local path, ``file:`` URI or other URI."""
-    if uri.startswith("file:"):
-        return pafs.LocalFileSystem(), "/" + uri[len("file:") :].lstrip("/")
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), uri
+    local = local_path(uri)
+    if local is not None:
+        return pafs.LocalFileSystem(), local
     return pafs.FileSystem.from_uri(uri)
 
 
@@ -390,8 +397,8 @@ def _commit_local(root: str, schema: pa.Schema, files: list[dict[str, Any]]) -> 
         AddAction(a["path"], a["size"], {}, a["modificationTime"], True, a["stats"])
         for a in map(_add_action, files)
     ]
-    config = {**TABLE_PROPERTIES, **_stats_properties(schema)}
-    if not os.path.isdir(os.path.join(root, "_delta_log")):
+    config = _properties(schema)
+    if not has_log(root):
         try:
             create_table_with_add_actions(
                 root, Schema.from_json(wanted), adds, mode="error", configuration=config
@@ -437,7 +444,7 @@ def _commit_jvm(
             "nothing was committed: run again"
         )
     config = metadata.get("configuration", {})
-    new_config = {**config, **TABLE_PROPERTIES, **_stats_properties(schema)}
+    new_config = {**config, **_properties(schema)}
     if current is None or current != wanted or new_config != config:
         metadata |= {"schemaString": wanted.json(), "configuration": new_config}
         transaction.updateMetadata(_action(spark, {"metaData": metadata}), False)
