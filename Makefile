@@ -22,7 +22,8 @@ PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # environment (--archives, unpacked as ./environment next to each executor).
 CLUSTER_ARGS = $(if $(filter local%,$(MASTER)),,--py-files dist/dcm_spark.zip \
 	--archives dist/dcm_spark_env.tar.gz\#environment --conf spark.pyspark.python=./environment/bin/python \
-	--conf spark.pyspark.driver.python=$(abspath $(PY)))
+	--conf spark.pyspark.driver.python=$(abspath $(PY)) \
+	--conf spark.python.daemon.module=pyspark.daemon)
 BENCH_FILES ?= 30000
 
 help: ## list the targets

@@ -43,6 +43,14 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
 }
 
+#: Settings for local masters only (also in conf/spark-defaults.conf, which the Makefile
+#: overrides for a cluster): the Python workers start from the installed pyspark's
+#: compiled modules, see `dcm_spark._daemon`. A cluster's executors may not have
+#: dcm_spark installed when they start their daemon.
+LOCAL_CONF: dict[str, str] = {
+    "spark.python.daemon.module": "dcm_spark._daemon",
+}
+
 
 def java_version(java: str | None = None) -> int:
     """Return the major version of the ``java`` Spark will start.
@@ -108,6 +116,8 @@ def configure(
     ----------
     builder
         ``SparkSession.builder`` with the master and app name already set (or not).
+        With a local master it also gets `LOCAL_CONF`; without one (``spark-submit
+        --master``) that comes from the properties file.
     ivy_dir
         Where Spark's Maven resolution caches the Delta jars. When the jars are
         already there they are passed with ``spark.jars`` and nothing is resolved.
@@ -118,7 +128,8 @@ def configure(
     python = python or sys.executable
     os.environ["PYSPARK_PYTHON"] = python
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", python)
-    for key, value in BASE_CONF.items():
+    local = str(builder._options.get("spark.master", "")).startswith("local")
+    for key, value in (BASE_CONF | LOCAL_CONF if local else BASE_CONF).items():
         builder = builder.config(key, value)
     builder = builder.config("spark.pyspark.python", python)
     jars = cached_jars(ivy_dir)

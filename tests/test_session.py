@@ -87,10 +87,49 @@ def _spark_defaults() -> dict[str, str]:
 
 
 def test_spark_submit_defaults_carry_every_session_setting() -> None:
-    from dcm_spark.session import BASE_CONF
+    from dcm_spark.session import BASE_CONF, LOCAL_CONF
 
     conf = _spark_defaults()
-    assert {k: conf.get(k) for k in BASE_CONF} == BASE_CONF
+    assert {k: conf.get(k) for k in BASE_CONF | LOCAL_CONF} == BASE_CONF | LOCAL_CONF
+
+
+def _installed_pyspark() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def test_workers_of_a_local_session_import_the_installed_pyspark(spark) -> None:
+    """The tests' local[2] session starts its workers through `dcm_spark._daemon`: they
+    import pyspark from the installed package, not from the pyspark.zip Spark puts first."""
+
+    def where(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import sys
+
+        for _ in batches:
+            origin = sys.modules["pyspark"].__file__
+            yield pa.RecordBatch.from_pylist([{"origin": origin}])
+
+    origins = {
+        r.origin
+        for r in spark.range(4, numPartitions=2).mapInArrow(where, "origin string").collect()
+    }
+    assert {str(Path(o).resolve().parent) for o in origins} == {str(_installed_pyspark())}
+
+
+def test_daemon_drops_only_the_installed_packages_own_zips(tmp_path) -> None:
+    from dcm_spark._daemon import spark_zips
+
+    lib = _installed_pyspark() / "python" / "lib"
+    own = [str(lib / "pyspark.zip"), *map(str, lib.glob("py4j-*-src.zip"))]
+    assert len(own) == 2
+    path = [*own, str(_installed_pyspark().parent)]
+    assert spark_zips(path) == own
+    # a Spark distribution's own SPARK_HOME: its zips stay first
+    elsewhere = [str(tmp_path / "spark/python/lib/pyspark.zip"), own[1], path[-1]]
+    assert spark_zips(elsewhere) == []
+    # no installed pyspark next to the zips: nothing else to import it from
+    assert spark_zips(own) == []
 
 
 def test_driver_jvm_maps_the_class_archive_setup_built() -> None:
