@@ -45,10 +45,10 @@ BASE_CONF: dict[str, str] = {
 
 #: Settings for local masters only (also in conf/spark-defaults.conf, which the Makefile
 #: overrides for a cluster): the Python workers start from the installed pyspark's
-#: compiled modules, see `dcm_spark._daemon`. A cluster's executors may not have
+#: compiled modules, see `dcm_spark.daemon`. A cluster's executors may not have
 #: dcm_spark installed when they start their daemon.
 LOCAL_CONF: dict[str, str] = {
-    "spark.python.daemon.module": "dcm_spark._daemon",
+    "spark.python.daemon.module": "dcm_spark.daemon",
 }
 
 

@@ -13,6 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from dcm_spark.daemon import use_installed_pyspark
+
+use_installed_pyspark()  # before pyspark is first imported
+
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 

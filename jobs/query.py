@@ -8,6 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dcm_spark.daemon import use_installed_pyspark
+
+use_installed_pyspark()  # before pyspark is first imported
+
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 

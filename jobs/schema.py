@@ -9,6 +9,10 @@ import argparse
 import json
 import sys
 
+from dcm_spark.daemon import use_installed_pyspark
+
+use_installed_pyspark()  # before pyspark is first imported
+
 from dcm_spark import table
 from dcm_spark.catalog import bigquery_schema, schema_tree
 from dcm_spark.session import job_session

@@ -20,6 +20,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dcm_spark.ingest import IngestOptions, Summary, run
+from dcm_spark.session import LOCAL_CONF
 from dcm_spark.table import TableLocked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -520,7 +521,9 @@ def test_excluded_and_deidentified_values_never_reach_the_written_bytes(spark, t
 
 
 def python_workers(root: int) -> list[int]:
-    """Python workers forked by a pyspark daemon that descends from process ``root``."""
+    """Python workers forked by a Python daemon (a local master's: `LOCAL_CONF`) that
+    descends from process ``root``."""
+    module = LOCAL_CONF["spark.python.daemon.module"].encode()
     parent: dict[int, int] = {}
     daemon: set[int] = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -531,7 +534,7 @@ def python_workers(root: int) -> list[int]:
             )
         except (OSError, ValueError, IndexError):
             continue
-        if b"pyspark.daemon" in cmd:
+        if module in cmd:
             daemon.add(int(pid))
 
     def descends(pid: int) -> bool:

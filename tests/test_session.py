@@ -100,7 +100,7 @@ def _installed_pyspark() -> Path:
 
 
 def test_workers_of_a_local_session_import_the_installed_pyspark(spark) -> None:
-    """The tests' local[2] session starts its workers through `dcm_spark._daemon`: they
+    """The tests' local[2] session starts its workers through `dcm_spark.daemon`: they
     import pyspark from the installed package, not from the pyspark.zip Spark puts first."""
 
     def where(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -117,8 +117,27 @@ def test_workers_of_a_local_session_import_the_installed_pyspark(spark) -> None:
     assert {str(Path(o).resolve().parent) for o in origins} == {str(_installed_pyspark())}
 
 
+def test_a_job_started_with_sparks_path_imports_the_installed_pyspark() -> None:
+    """The jobs call `use_installed_pyspark` first; spark-submit starts them with its zips
+    first on PYTHONPATH, as here."""
+    lib = _installed_pyspark() / "python" / "lib"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, lib.glob("*.zip")))}
+    script = "import pyspark; print(pyspark.__file__)"
+    first = "from dcm_spark.daemon import use_installed_pyspark; use_installed_pyspark(); "
+    origins = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for code in (script, first + script)
+    ]
+    assert origins == [
+        str(lib / "pyspark.zip" / "pyspark" / "__init__.py"),
+        str(_installed_pyspark() / "__init__.py"),
+    ]
+
+
 def test_daemon_drops_only_the_installed_packages_own_zips(tmp_path) -> None:
-    from dcm_spark._daemon import spark_zips
+    from dcm_spark.daemon import spark_zips
 
     lib = _installed_pyspark() / "python" / "lib"
     own = [str(lib / "pyspark.zip"), *map(str, lib.glob("py4j-*-src.zip"))]
