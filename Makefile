@@ -5,9 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JARS_STAMP := .ivy2/.resolved
+# A cluster's executors start their Python daemon before dcm_spark reaches them: Spark's
+# own daemon there (conf/spark-defaults.conf names dcm_spark.daemon, for local masters).
 SPARK_SUBMIT = PATH=$(abspath $(VENV))/bin:$$PATH \
 	PYSPARK_PYTHON=$(abspath $(PY)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY)) \
-	spark-submit --properties-file conf/spark-defaults.conf --master '$(MASTER)'
+	spark-submit --properties-file conf/spark-defaults.conf --master '$(MASTER)' \
+	$(if $(filter local%,$(MASTER)),,--conf spark.python.daemon.module=pyspark.daemon)
 MASTER ?= local[*]
 INPUT ?=
 TABLE ?= warehouse/dicom
@@ -22,8 +25,7 @@ PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # environment (--archives, unpacked as ./environment next to each executor).
 CLUSTER_ARGS = $(if $(filter local%,$(MASTER)),,--py-files dist/dcm_spark.zip \
 	--archives dist/dcm_spark_env.tar.gz\#environment --conf spark.pyspark.python=./environment/bin/python \
-	--conf spark.pyspark.driver.python=$(abspath $(PY)) \
-	--conf spark.python.daemon.module=pyspark.daemon)
+	--conf spark.pyspark.driver.python=$(abspath $(PY)))
 BENCH_FILES ?= 30000
 
 help: ## list the targets

@@ -46,8 +46,11 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from bench.corpus import generate
 from dcm_spark.header import Header, HeaderOptions, convert_file
+from dcm_spark.session import LOCAL_CONF
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the Python daemon's module, on the command line of the daemon and its workers
+PYTHON_WORKER_MODULES = (LOCAL_CONF["spark.python.daemon.module"].encode(), b"pyspark.daemon")
 
 
 # -- baselines ---------------------------------------------------------------------------
@@ -97,7 +100,8 @@ def baseline_b1(files: list[str], out: Path) -> float:
 
 
 class MemorySampler(threading.Thread):
-    """Peak RSS of the Spark driver JVM and of the Python workers, read from /proc."""
+    """Peak RSS of the Spark driver JVM and of the Python workers (the daemon and the
+    workers it forks, which keep its command line), read from /proc."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -120,7 +124,7 @@ class MemorySampler(threading.Thread):
                 key = None
                 if b"org.apache.spark.deploy.SparkSubmit" in cmd:
                     key = "driver_jvm_mb"
-                elif b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
+                elif any(m in cmd for m in PYTHON_WORKER_MODULES):
                     key = "python_worker_mb"
                 elif b"jobs/ingest.py" in cmd and b"java" not in cmd:
                     key = "python_driver_mb"

@@ -43,10 +43,10 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
 }
 
-#: Settings for local masters only (also in conf/spark-defaults.conf, which the Makefile
-#: overrides for a cluster): the Python workers start from the installed pyspark's
-#: compiled modules, see `dcm_spark.daemon`. A cluster's executors may not have
-#: dcm_spark installed when they start their daemon.
+#: Settings for local masters only: the Python workers start from the installed pyspark's
+#: compiled modules (`dcm_spark.daemon`). A cluster's executors may not have dcm_spark
+#: installed when they start their daemon. conf/spark-defaults.conf has them for every
+#: master, so a cluster run overrides them (the Makefile does, for every target).
 LOCAL_CONF: dict[str, str] = {
     "spark.python.daemon.module": "dcm_spark.daemon",
 }
@@ -107,6 +107,7 @@ def cached_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
 def configure(
     builder: SparkSession.Builder,
     *,
+    master: str | None = None,
     ivy_dir: Path = IVY_DIR,
     python: str | None = None,
 ) -> SparkSession.Builder:
@@ -115,9 +116,11 @@ def configure(
     Parameters
     ----------
     builder
-        ``SparkSession.builder`` with the master and app name already set (or not).
-        With a local master it also gets `LOCAL_CONF`; without one (``spark-submit
-        --master``) that comes from the properties file.
+        ``SparkSession.builder``, with the app name already set (or not).
+    master
+        The master URL, if the session chooses it (``spark-submit --master`` does
+        otherwise). A local one, with the interpreter running now, also gets
+        `LOCAL_CONF`; under ``spark-submit`` that comes from the properties file.
     ivy_dir
         Where Spark's Maven resolution caches the Delta jars. When the jars are
         already there they are passed with ``spark.jars`` and nothing is resolved.
@@ -128,7 +131,9 @@ def configure(
     python = python or sys.executable
     os.environ["PYSPARK_PYTHON"] = python
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", python)
-    local = str(builder._options.get("spark.master", "")).startswith("local")
+    if master is not None:
+        builder = builder.master(master)
+    local = master is not None and master.startswith("local") and python == sys.executable
     for key, value in (BASE_CONF | LOCAL_CONF if local else BASE_CONF).items():
         builder = builder.config(key, value)
     builder = builder.config("spark.pyspark.python", python)
@@ -160,7 +165,7 @@ def resolve_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
         return jars
     from pyspark.sql import SparkSession
 
-    builder = configure(SparkSession.builder.master("local[1]"), ivy_dir=ivy_dir)
+    builder = configure(SparkSession.builder, master="local[1]", ivy_dir=ivy_dir)
     try:
         spark = builder.config("spark.ui.enabled", "false").getOrCreate()
         spark.stop()

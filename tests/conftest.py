@@ -22,8 +22,7 @@ def spark() -> Iterator[object]:
     from dcm_spark.session import configure
 
     builder = (
-        SparkSession.builder.master("local[2]")
-        .appName("dcm-spark-tests")
+        SparkSession.builder.appName("dcm-spark-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
@@ -32,7 +31,7 @@ def spark() -> Iterator[object]:
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.driver.memory", "2g")
     )
-    session = configure(builder).getOrCreate()
+    session = configure(builder, master="local[2]").getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -117,23 +117,40 @@ def test_workers_of_a_local_session_import_the_installed_pyspark(spark) -> None:
     assert {str(Path(o).resolve().parent) for o in origins} == {str(_installed_pyspark())}
 
 
-def test_a_job_started_with_sparks_path_imports_the_installed_pyspark() -> None:
-    """The jobs call `use_installed_pyspark` first; spark-submit starts them with its zips
-    first on PYTHONPATH, as here."""
+@pytest.mark.parametrize("job", ["ingest", "query", "schema"])
+def test_a_job_started_with_sparks_path_imports_the_installed_pyspark(job) -> None:
+    """spark-submit starts a job's driver with its zips first on PYTHONPATH, as here; the
+    job puts the installed pyspark first before importing it (a plain import: the zip's)."""
+    from dcm_spark.session import PROJECT_ROOT
+
     lib = _installed_pyspark() / "python" / "lib"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, lib.glob("*.zip")))}
-    script = "import pyspark; print(pyspark.__file__)"
-    first = "from dcm_spark.daemon import use_installed_pyspark; use_installed_pyspark(); "
+    zips = sorted(lib.glob("*.zip"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*zips, PROJECT_ROOT]))}
+    run_job = (
+        f"import runpy, sys; sys.argv = ['{job}.py', '--help']\n"
+        "try: runpy.run_path('jobs/{job}.py', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+    ).replace("{job}", job)
+    imported = "import pyspark, py4j; print(pyspark.__file__, py4j.__file__)"
     origins = [
         subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for code in (script, first + script)
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[-2:]
+        for code in (imported, run_job + imported)
     ]
-    assert origins == [
+    (py4j_zip,) = [z for z in zips if z.name.startswith("py4j")]
+    assert origins[0] == [
         str(lib / "pyspark.zip" / "pyspark" / "__init__.py"),
-        str(_installed_pyspark() / "__init__.py"),
+        str(py4j_zip / "py4j" / "__init__.py"),
     ]
+    assert [str(Path(o).resolve().parent.parent) for o in origins[1]] == [
+        str(_installed_pyspark().parent)
+    ] * 2
 
 
 def test_daemon_drops_only_the_installed_packages_own_zips(tmp_path) -> None:
@@ -147,8 +164,36 @@ def test_daemon_drops_only_the_installed_packages_own_zips(tmp_path) -> None:
     # a Spark distribution's own SPARK_HOME: its zips stay first
     elsewhere = [str(tmp_path / "spark/python/lib/pyspark.zip"), own[1], path[-1]]
     assert spark_zips(elsewhere) == []
+    # a py4j zip of another version than the installed py4j: Spark's path as it is
+    assert spark_zips([own[0], str(lib / "py4j-0.10.9.7-src.zip"), path[-1]]) == []
     # no installed pyspark next to the zips: nothing else to import it from
     assert spark_zips(own) == []
+
+
+@pytest.mark.parametrize(
+    ("master", "python", "daemon"),
+    [
+        ("local[2]", None, "dcm_spark.daemon"),
+        ("local[*]", None, "dcm_spark.daemon"),
+        ("spark://127.0.0.1:7077", None, None),
+        ("yarn", None, None),
+        (None, None, None),  # spark-submit --master: from the properties file
+        ("local[2]", "/usr/bin/python3", None),  # may not have dcm_spark
+    ],
+)
+def test_only_a_local_session_of_this_interpreter_gets_the_daemon(
+    master, python, daemon, monkeypatch
+) -> None:
+    from pyspark.sql import SparkSession
+
+    from dcm_spark.session import configure
+
+    for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):  # configure sets them
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+
+    builder = configure(SparkSession.builder, master=master, python=python)
+    assert builder._options.get("spark.python.daemon.module") == daemon
+    assert builder._options.get("spark.master") == master
 
 
 def test_driver_jvm_maps_the_class_archive_setup_built() -> None:
