@@ -14,6 +14,7 @@ SPARK_SUBMIT = PATH=$(abspath $(VENV))/bin:$$PATH \
 MASTER ?= local[*]
 INPUT ?=
 TABLE ?= warehouse/dicom
+INGEST_ARGS ?=
 SQL ?= SELECT Modality, count(*) AS instances FROM dicom GROUP BY Modality ORDER BY 2 DESC
 FORMAT ?= text
 PYTEST_ARGS ?=
@@ -79,9 +80,9 @@ pytest: setup ## pytest only (PYTEST_ARGS="-m 'not slow'" to narrow)
 
 test: setup lint typecheck pytest ## set up, then lint, type-check and run every test
 
-ingest: setup $(if $(filter local%,$(MASTER)),,package) ## ingest INPUT=dir-or-uri into TABLE=path (MASTER=spark://host:port)
+ingest: setup $(if $(filter local%,$(MASTER)),,package) ## ingest INPUT=dir-or-uri into TABLE=path (MASTER=spark://host:port, INGEST_ARGS="--deidentify basic")
 	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=dir-or-uri [TABLE=path]"; exit 2; }
-	$(SPARK_SUBMIT) $(CLUSTER_ARGS) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE)
+	$(SPARK_SUBMIT) $(CLUSTER_ARGS) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE) $(INGEST_ARGS)
 
 sql: setup ## run SQL="..." on TABLE (views dicom, dicom_errors); FORMAT=text|csv|json
 	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) "$(SQL)"

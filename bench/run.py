@@ -9,8 +9,10 @@ On one generated corpus (bench/corpus.py) it measures:
   file, 2 processes;
 - P: ``spark-submit jobs/ingest.py`` into a new Delta table on ``local[2]``; Spark's
   start-up and shut-down (wall time minus the job's own) is reported apart;
-- P-noop: the same ingest again, nothing new; P-inc: again with 1% new files, then with
-  10% more (the slope between the two: the marginal cost of a file; the rest is fixed);
+- P-noop: the same ingest again, nothing new; P-inc: again with 1% new files (parsed in
+  the driver when they are few, see ``DRIVER_PARSE_LIMIT``);
+- P-inc through the Spark job (``--driver-parse-limit 0``): 1% new files, then 10% (the
+  slope between the two: the job's marginal cost of a file; the rest is its fixed cost);
 - B0 and B1 again after P: ratios use the mean of before and after (the machine drifts);
 - peak memory (RSS) of the driver JVM and of the Python workers during P, sampled from /proc;
 - the converter alone on a header with ~18,000 elements and on a 100 MB multi-frame file.
@@ -315,19 +317,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"B1, B0 again: {len(files) / b1_after:.0f}, {len(files) / b0_after:.0f} files/s")
         noop_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
         noop_summary = json.loads(summary_json.read_text())
-        extra = max(1, args.files // 100)
-        generate(corpus / "increment", extra, seed=args.seed + 1)
-        os.sync()
-        inc_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
-        inc_summary = json.loads(summary_json.read_text())
-        # a second increment, ten times as large: the slope between the two is the
-        # marginal cost of a new file, the rest of P-inc is the fixed cost of a run
-        extra10 = 10 * extra
-        generate(corpus / "increment10", extra10, seed=args.seed + 2)
-        os.sync()
-        inc10_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
-        inc10_summary = json.loads(summary_json.read_text())
-        marginal = (inc10_summary["seconds"] - inc_summary["seconds"]) / (extra10 - extra)
+
+        def increment(name: str, n_files: int, seed: int, *extra_args: str) -> tuple[float, Any]:
+            generate(corpus / name, n_files, seed=seed)
+            os.sync()
+            total, _ = spark_submit("jobs/ingest.py", *ingest_args, *extra_args)
+            return total, json.loads(summary_json.read_text())
+
+        extra, extra10 = max(1, args.files // 100), 10 * max(1, args.files // 100)
+        inc_total, inc_summary = increment("increment", extra, args.seed + 1)
+        # the same through the Spark job, then ten times as many: the slope between the
+        # two is the job's marginal cost of a new file, the rest its fixed cost per run
+        job = ("--driver-parse-limit", "0")
+        inc_job_total, inc_job_summary = increment("increment_job", extra, args.seed + 2, *job)
+        inc10_total, inc10_summary = increment("increment10", extra10, args.seed + 3, *job)
+        marginal = (inc10_summary["seconds"] - inc_job_summary["seconds"]) / (extra10 - extra)
 
         n = len(files)
         p_work = p_total - startup
@@ -343,14 +347,18 @@ def main(argv: list[str] | None = None) -> int:
             "P_noop_in_job": noop_summary["seconds"],
             "P_inc_wall": round(inc_total, 2),
             "P_inc_in_job": inc_summary["seconds"],
-            "P_inc10_wall": round(inc10_total, 2),
-            "P_inc10_in_job": inc10_summary["seconds"],
+            "P_inc_spark_job_wall": round(inc_job_total, 2),
+            "P_inc_spark_job_in_job": inc_job_summary["seconds"],
+            "P_inc10_spark_job_wall": round(inc10_total, 2),
+            "P_inc10_spark_job_in_job": inc10_summary["seconds"],
         }
         results["incremental"] = {
             "files": [extra, extra10],
-            "marginal_ms_per_file": round(marginal * 1000, 3),
+            "P_inc_parsed_in": inc_summary["parsed_in"],
             "P_ms_per_file": round(p_summary["seconds"] / n * 1000, 3),
-            "fixed_s": round(inc_summary["seconds"] - marginal * extra, 2),
+            "P_inc_ms_per_new_file": round(inc_summary["seconds"] / extra * 1000, 3),
+            "spark_job_marginal_ms_per_file": round(marginal * 1000, 3),
+            "spark_job_fixed_s": round(inc_job_summary["seconds"] - marginal * extra, 2),
         }
         results["files_per_s"] = {
             "B0": round(n / b0),
@@ -365,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             "P_wall_over_B1": round(b1 / p_total, 3),
             "P_noop_over_P": round(noop_summary["seconds"] / p_summary["seconds"], 3),
             "P_inc_over_P": round(inc_summary["seconds"] / p_summary["seconds"], 3),
+            "P_inc_spark_job_over_P": round(inc_job_summary["seconds"] / p_summary["seconds"], 3),
             "inc_files_fraction": round(extra / n, 3),
         }
         results["peak_memory_mb"] = {k: round(v) for k, v in memory.items()}
@@ -372,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             "P": p_summary,
             "P_noop": noop_summary,
             "P_inc": inc_summary,
-            "P_inc10": inc10_summary,
+            "P_inc_spark_job": inc_job_summary,
+            "P_inc10_spark_job": inc10_summary,
         }
         for key in results["summaries"]:
             results["summaries"][key].pop("columns_added", None)

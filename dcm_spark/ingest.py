@@ -23,6 +23,7 @@ promoted, a full refresh) read the data files back through Spark's Delta writer.
 from __future__ import annotations
 
 import datetime
+import functools
 import gc
 import json
 import os
@@ -84,6 +85,17 @@ PARSED_DDL = (
 )
 
 
+#: Local files a run converts at most in the driver's Python process, without a Spark job:
+#: as many as one task takes (`IngestOptions.files_per_task`'s default). A fresh JVM's first
+#: Spark job and its Python workers' start cost ~1.3 s before the first file is read. On 2
+#: cores, adding to a table of 30,000 files, the driver parsed 300 new files in 0.3 s
+#: against 1.5 s for the job, 3,000 in 1.1 s against 2.3 s. More cores move the crossover
+#: down, not below this: the job's start alone is worth ~3,500 files. Files on other
+#: filesystems always go to the executors: their reads wait on the network, which many
+#: tasks hide.
+DRIVER_PARSE_LIMIT = 2000
+
+
 @dataclass(frozen=True)
 class IngestOptions:
     """What a run ingests and how.
@@ -106,6 +118,10 @@ class IngestOptions:
     files_per_task
         Upper bound of files one Spark task parses and writes as one Parquet file (more
         tasks on bigger clusters); a task holds that many rows in memory.
+    driver_parse_limit
+        A run with at most this many local files to parse converts them in the driver's
+        own Python process instead of a Spark job (see `DRIVER_PARSE_LIMIT`); 0 always
+        uses Spark.
     """
 
     inputs: tuple[str, ...]
@@ -115,12 +131,15 @@ class IngestOptions:
     header: HeaderOptions = field(default_factory=HeaderOptions)
     privacy: Policy | None = None
     files_per_task: int = 2000
+    driver_parse_limit: int = DRIVER_PARSE_LIMIT
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ValueError("at least one input is needed")
         if self.files_per_task < 1:
             raise ValueError("files_per_task must be positive")
+        if self.driver_parse_limit < 0:
+            raise ValueError("driver_parse_limit must not be negative")
 
 
 @dataclass
@@ -136,6 +155,7 @@ class Summary:
     parsed: int = 0
     failed: int = 0
     rows_written: int = 0
+    parsed_in: str = ""  # "driver" or "spark" (see `DRIVER_PARSE_LIMIT`); "" if nothing to parse
     columns_added: list[str] = field(default_factory=list)
     promotions: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -352,6 +372,27 @@ def _partitioned(spark: SparkSession, files: pa.Table, tasks: int) -> DataFrame:
                 spark.conf.set(key, before)
 
 
+def _parse_on_driver(files: pa.Table, options: IngestOptions) -> bool:
+    """Few local files: converting them here costs less than starting a Spark job."""
+    if files.num_rows > options.driver_parse_limit:
+        return False
+    return all(table.local_path(p) is not None for p in files.column("_path").to_pylist())
+
+
+def _parse_here(
+    files: pa.Table,
+    parse: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+    per_task: int,
+) -> list[dict[str, Any]]:
+    """`parse_partition` in this process, as tasks of at most ``per_task`` files would."""
+    files = files.sort_by("_path")
+    parsed: list[dict[str, Any]] = []
+    for start in range(0, files.num_rows, per_task):
+        for batch in parse(iter(files.slice(start, per_task).to_batches())):
+            parsed.extend(batch.to_pylist())
+    return parsed
+
+
 def run(
     spark: SparkSession,
     options: IngestOptions,
@@ -402,20 +443,30 @@ def run(
 
         if n_todo:
             t = time.perf_counter()
-            header_options, privacy = options.header, options.privacy
-            todo = _partitioned(spark, todo_files, _tasks(spark, n_todo, options.files_per_task))
-            # The table's state is read while the workers parse (delta-rs for a local
+            parse = functools.partial(
+                parse_partition,
+                root=target,
+                run_id=run_id,
+                ingested_at=ingested_at,
+                options=options.header,
+                privacy=options.privacy,
+            )
+            # The table's state is read while the files are parsed (delta-rs for a local
             # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds
             # in a fresh JVM, instead of after).
             with ThreadPoolExecutor(1) as driver:
                 table_state = driver.submit(table.state, spark, target)
-                parsed = todo.mapInArrow(
-                    lambda it: parse_partition(
-                        it, target, run_id, ingested_at, header_options, privacy
-                    ),
-                    PARSED_DDL,
-                ).collect()
-                parts = [r.asDict() for r in parsed if r["kind"] == "rows"]
+                if _parse_on_driver(todo_files, options):
+                    summary.parsed_in = "driver"
+                    report("few local files: parsed by the driver, without a Spark job")
+                    parsed = _parse_here(todo_files, parse, options.files_per_task)
+                else:
+                    summary.parsed_in = "spark"
+                    tasks = _tasks(spark, n_todo, options.files_per_task)
+                    todo = _partitioned(spark, todo_files, tasks)
+                    rows = todo.mapInArrow(parse, PARSED_DDL).collect()
+                    parsed = [r.asDict() for r in rows]
+                parts = [r for r in parsed if r["kind"] == "rows"]
                 with _discarded_on_error(target, parts):
                     current = table_state.result()
             failures = [r for r in parsed if r["kind"] == "error"]

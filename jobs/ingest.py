@@ -23,7 +23,7 @@ from pyspark.errors import PySparkException
 from dcm_spark.deidentify import Policy, Profile
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.header import HeaderOptions
-from dcm_spark.ingest import IngestOptions, run
+from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, run
 from dcm_spark.session import job_session
 
 
@@ -76,6 +76,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="most files one Spark task parses and writes as one Parquet file (default 2000)",
     )
     parser.add_argument(
+        "--driver-parse-limit",
+        type=int,
+        default=DRIVER_PARSE_LIMIT,
+        metavar="FILES",
+        help="a run with at most this many local files to parse converts them in the "
+        f"driver, without a Spark job; 0: always Spark (default {DRIVER_PARSE_LIMIT})",
+    )
+    parser.add_argument(
         "--exclude",
         action="append",
         default=[],
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 time_budget=args.time_budget,
             ),
             files_per_task=args.files_per_task,
+            driver_parse_limit=args.driver_parse_limit,
             privacy=privacy,
         )
     except (ValueError, OSError) as exc:

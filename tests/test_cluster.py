@@ -146,7 +146,14 @@ def test_ingest_on_a_standalone_cluster_equals_local_mode(spark, cluster, tmp_pa
     master_url, worker_dir = cluster
     on_cluster = tmp_path / "cluster_table"
     job = subprocess.run(
-        ["make", "ingest", f"MASTER={master_url}", f"INPUT={tree}", f"TABLE={on_cluster}"],
+        [
+            "make",
+            "ingest",
+            f"MASTER={master_url}",
+            f"INPUT={tree}",
+            f"TABLE={on_cluster}",
+            "INGEST_ARGS=--driver-parse-limit 0",  # a few files: parsed on the executors
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -154,6 +161,7 @@ def test_ingest_on_a_standalone_cluster_equals_local_mode(spark, cluster, tmp_pa
         timeout=900,
     )
     assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-4000:]
+    assert "parsed by the driver" not in job.stdout + job.stderr
     # the executors ran on the worker, with the packed environment
     executor_logs = list(worker_dir.glob("app-*/*/stderr"))
     assert executor_logs, "no executor ran on the worker"

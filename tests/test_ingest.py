@@ -15,11 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from dcm_spark.ingest import IngestOptions, Summary, run
+from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, Summary, run
 from dcm_spark.session import LOCAL_CONF
 from dcm_spark.table import TableLocked
 
@@ -27,13 +28,26 @@ ROOT = Path(__file__).resolve().parent.parent
 DICOM_FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb.dcm"]
 
 
-def ingest(spark: Any, inputs: list[Path], table: Path, **kw: Any) -> Summary:
+#: Where a run parses its files: the tests' runs are small, below `DRIVER_PARSE_LIMIT`,
+#: so each names the path it takes; most take the Spark job's, which every larger run takes.
+PARSED_IN = {"spark": 0, "driver": DRIVER_PARSE_LIMIT}
+
+
+def ingest(spark: Any, inputs: list[Path], table: Path, where: str = "spark", **kw: Any) -> Summary:
     lines: list[str] = []
-    summary = run(
-        spark, IngestOptions(tuple(map(str, inputs)), str(table), **kw), report=lines.append
+    options = IngestOptions(
+        tuple(map(str, inputs)), str(table), driver_parse_limit=PARSED_IN[where], **kw
     )
+    summary = run(spark, options, report=lines.append)
     assert lines and lines[-1] == summary.text()
+    assert summary.parsed_in == (where if summary.parsed + summary.failed else "")
     return summary
+
+
+@pytest.fixture(params=list(PARSED_IN))
+def where(request: pytest.FixtureRequest) -> str:
+    """Both paths: the files parsed by the Spark job's tasks, or in the driver."""
+    return str(request.param)
 
 
 def rows(spark: Any, table: Path, columns: str = "*") -> list[dict[str, Any]]:
@@ -71,10 +85,10 @@ def digest(root: Path) -> dict[str, tuple[str, float]]:
     }
 
 
-def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_path) -> None:
+def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_path, where) -> None:
     table = tmp_path / "dicom"
     before = digest(tree)
-    summary = ingest(spark, [tree], table)
+    summary = ingest(spark, [tree], table, where)
     assert digest(tree) == before  # an ingest never modifies or deletes its inputs
     listed = sorted(p for p in tree.rglob("*") if p.is_file())
     assert summary.listed == len(listed) == 8
@@ -94,12 +108,51 @@ def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_pat
     assert set(classes) == {"DICOMDIR", "notes.txt", "empty.dcm"}
 
 
-def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(spark, tree, tmp_path) -> None:
+def spark_jobs(spark: Any) -> int:
+    """How many Spark jobs this session has run so far (none of the tests sets a group)."""
+    return len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+
+
+def test_few_local_files_are_parsed_in_the_driver_without_a_spark_job(spark, tmp_path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in DICOM_FILES:
+        shutil.copy(get_testdata_file(name), source / name)
+    jobs = {}
+    for where in PARSED_IN:
+        before = spark_jobs(spark)
+        summary = ingest(spark, [source], tmp_path / where, where)
+        jobs[where] = spark_jobs(spark) - before
+        assert (summary.parsed, summary.failed) == (len(DICOM_FILES), 0)
+    assert jobs["driver"] == 0
+    assert jobs["spark"] > 0  # the count sees the job the other path runs
+    tables = [spark.read.format("delta").load(str(tmp_path / where)) for where in PARSED_IN]
+    assert tables[0].schema == tables[1].schema
+    volatile = {"_run_id", "_ingested_at"}
+    columns = [c for c in tables[0].columns if c not in volatile]
+    spark_rows, driver_rows = (sorted(map(tuple, t.select(*columns).collect())) for t in tables)
+    assert spark_rows == driver_rows
+
+
+def test_files_on_other_filesystems_always_go_to_the_spark_job() -> None:
+    from dcm_spark.ingest import _parse_on_driver
+
+    options = IngestOptions(("in",), "table")
+    local = pa.table({"_path": ["/data/a.dcm", "file:/data/b.dcm"]})
+    assert _parse_on_driver(local, options)
+    assert not _parse_on_driver(local, IngestOptions(("in",), "table", driver_parse_limit=1))
+    remote = pa.table({"_path": ["/data/a.dcm", "s3a://bucket/b.dcm"]})
+    assert not _parse_on_driver(remote, options)
+
+
+def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(
+    spark, tree, tmp_path, where
+) -> None:
     table = tmp_path / "dicom"
-    first = ingest(spark, [tree], table)
+    first = ingest(spark, [tree], table, where)
     versions = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count()
 
-    again = ingest(spark, [tree], table)
+    again = ingest(spark, [tree], table, where)
     assert (again.new, again.changed, again.parsed, again.unchanged) == (0, 0, 0, 8)
     assert spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count() == versions
 
@@ -109,7 +162,7 @@ def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(spark, tree, t
     ds.StudyDescription = "touched"
     ds.save_as(ct)
     shutil.copy(get_testdata_file("emri_small.dcm"), tree / "series0" / "emri_small.dcm")
-    third = ingest(spark, [tree], table)
+    third = ingest(spark, [tree], table, where)
     assert (third.new, third.changed, third.parsed) == (1, 1, 2)
     table_rows = rows(spark, table, "_path, StudyDescription, _run_id")
     assert len(table_rows) == first.parsed + 1
@@ -162,20 +215,20 @@ def write_age(path: Path, age: bytes, uid: str) -> None:
     path.write_bytes(out.getvalue())
 
 
-def test_promotion_across_runs_migrates_old_rows(spark, tmp_path) -> None:
+def test_promotion_across_runs_migrates_old_rows(spark, tmp_path, where) -> None:
     table = tmp_path / "dicom"
     first, second = tmp_path / "run1", tmp_path / "run2"
     first.mkdir()
     second.mkdir()
     write_age(first / "a.dcm", b"040Y", "1.2.826.0.1.1")
-    ingest(spark, [first], table)
+    ingest(spark, [first], table, where)
     assert (
         spark.read.format("delta").load(str(table)).schema["PatientAge"].dataType.simpleString()
         == "string"
     )
 
     write_age(second / "b.dcm", b"040Y\\041Y", "1.2.826.0.1.2")
-    summary = ingest(spark, [first, second], table)
+    summary = ingest(spark, [first, second], table, where)
     assert [p["column_path"] for p in summary.promotions] == ["PatientAge"]
     ages = {
         r["SOPInstanceUID"]: r["PatientAge"]
@@ -213,13 +266,15 @@ def committed(table: Path) -> list[dict[str, Any]]:
     return list(files.values())
 
 
-def test_a_conflict_within_one_run_is_cast_in_the_files_that_need_it(spark, tmp_path) -> None:
+def test_a_conflict_within_one_run_is_cast_in_the_files_that_need_it(
+    spark, tmp_path, where
+) -> None:
     table = tmp_path / "dicom"
     files = tmp_path / "in"
     files.mkdir()
     write_age(files / "a.dcm", b"040Y", "1.2.826.0.1.1")
     write_age(files / "b.dcm", b"040Y\\041Y", "1.2.826.0.1.2")
-    summary = ingest(spark, [files], table, files_per_task=1)  # one file per task
+    summary = ingest(spark, [files], table, where, files_per_task=1)  # one file per task
     assert summary.promotions == []  # a new table: nothing old to migrate
     ages = {
         r["SOPInstanceUID"]: r["PatientAge"]
@@ -442,7 +497,7 @@ def test_killed_driver_then_rerun_is_exactly_once(spark, tree, tmp_path, kill_af
         ds.SOPInstanceUID = f"1.2.826.0.1.3.{i}"
         ds.save_as(tree / f"copy{i}.dcm")
     table = tmp_path / "dicom"
-    job = spark_submit(["--input", str(tree), "--table", str(table)])
+    job = spark_submit(["--input", str(tree), "--table", str(table), "--driver-parse-limit", "0"])
     time.sleep(kill_after)
     if job.poll() is None:
         os.killpg(job.pid, signal.SIGKILL)  # the driver and its Python workers
@@ -471,7 +526,9 @@ def test_spark_submit_exit_codes(tree, tmp_path) -> None:
     assert b"ingest: the job could not run: input does not exist" in out
 
 
-def test_excluded_and_deidentified_values_never_reach_the_written_bytes(spark, tmp_path) -> None:
+def test_excluded_and_deidentified_values_never_reach_the_written_bytes(
+    spark, tmp_path, where
+) -> None:
     from pydicom.uid import generate_uid
 
     from dcm_spark.deidentify import Policy, Profile
@@ -502,9 +559,7 @@ def test_excluded_and_deidentified_values_never_reach_the_written_bytes(spark, t
         policy = Policy(
             exclude=frozenset({"InstitutionName"}), profile=Profile.BASIC, hash_key=b"k" * 32
         )
-        summary = run(
-            spark, IngestOptions((str(source),), str(table), privacy=policy), report=lambda _: None
-        )
+        summary = ingest(spark, [source], table, where, privacy=policy)
     finally:
         spark.conf.unset("spark.sql.parquet.compression.codec")
     assert summary.parsed == 1
@@ -553,7 +608,10 @@ def test_a_killed_python_worker_is_retried_without_duplicates(spark, tree, tmp_p
     for i in range(1500):
         (tree / f"bulk{i:04d}.dcm").write_bytes(ct)
     table = tmp_path / "dicom"
-    job = spark_submit(["--input", str(tree), "--table", str(table)], master="local[2,4]")
+    job = spark_submit(
+        ["--input", str(tree), "--table", str(table), "--driver-parse-limit", "0"],
+        master="local[2,4]",
+    )
     killed = None
     deadline = time.monotonic() + 120
     while killed is None and job.poll() is None and time.monotonic() < deadline:
