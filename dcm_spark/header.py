@@ -110,7 +110,8 @@ class HeaderOptions:
     time_budget
         Seconds one file may take (a hung network read, a pathological file); past it
         the file becomes a `FileError` of class ``FileTimeout``. None: no limit. Applies
-        in the main thread (Spark's Python workers), through SIGALRM.
+        in the main thread (Spark's Python workers; the driver, for a run it parses
+        itself), through SIGALRM.
     """
 
     max_depth: int = 15
@@ -679,6 +680,16 @@ def _on_alarm(_signum: int, _frame: Any) -> None:
 
 def _alarms_usable() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def alarms_free() -> bool:
+    """Whether time budgets may take SIGALRM here without disturbing anyone: the main
+    thread, no one else's handler, no interval timer running (a host program's timeouts)."""
+    return (
+        _alarms_usable()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, _on_alarm)
+        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    )
 
 
 @contextmanager

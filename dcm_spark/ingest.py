@@ -1,13 +1,14 @@
 """One ingest run: list files, parse the new ones, merge schemas, commit once.
 
-The flow (see DESIGN.md)::
+The flow::
 
     list files (os.scandir or Hadoop; no contents read on the driver)
       -> compare with what the table and the errors table hold (path, size, mtime)
       -> mapInArrow(parse): each task converts its files once and writes their rows as
          one Parquet file into the table's directory (pyarrow), in the task's own schema;
          it returns the file's name, schema and statistics, and an error record per
-         failed file
+         failed file (a run with few local files runs the same function in the driver,
+         see `DRIVER_PARSE_LIMIT`)
       -> merge the files' schemas with the table's (dcm_spark.schema)
       -> cast and rewrite the rare file whose schema does not fit the merged one
       -> one Delta commit adding the files (and new columns); errors to <table>_errors
@@ -29,6 +30,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,12 +43,14 @@ import pyarrow as pa
 
 from dcm_spark import listing, schema, table
 from dcm_spark.deidentify import Policy, apply
+from dcm_spark.errors import DcmSparkError
 from dcm_spark.header import (
     FileError,
     Header,
     HeaderOptions,
     NotARegularFile,
     ValueMemo,
+    alarms_free,
     convert_file,
     file_timeouts,
     to_record_batch,
@@ -85,14 +89,16 @@ PARSED_DDL = (
 )
 
 
-#: Local files a run converts at most in the driver's Python process, without a Spark job:
-#: as many as one task takes (`IngestOptions.files_per_task`'s default). A fresh JVM's first
-#: Spark job and its Python workers' start cost ~1.3 s before the first file is read. On 2
-#: cores, adding to a table of 30,000 files, the driver parsed 300 new files in 0.3 s
-#: against 1.5 s for the job, 3,000 in 1.1 s against 2.3 s. More cores move the crossover
-#: down, not below this: the job's start alone is worth ~3,500 files. Files on other
-#: filesystems always go to the executors: their reads wait on the network, which many
-#: tasks hide.
+#: Local files a run of a local master parses at most in the driver's Python process,
+#: without a Spark job: as many as one task takes (`IngestOptions.files_per_task`'s
+#: default). A fresh JVM's first Spark job and its Python workers' start cost ~1.3 s
+#: before the first file is read, in which one core parses ~3,000 files. Adding 300 files
+#: to a table of 30,000 on 2 cores, parsing took 0.13 s here against 1.58 s as a job
+#: (bench/results/2026-11-25-30000.json). More cores do not move the crossover below this
+#: limit: a job's start alone is worth ~3,000 files. That holds for a job's fresh JVM
+#: (spark-submit); a long-lived session (a notebook) starts its jobs faster, and may set a
+#: lower limit. Cluster masters always use their executors: the driver may have little
+#: memory to spare, and may see paths the executors do not.
 DRIVER_PARSE_LIMIT = 2000
 
 
@@ -119,9 +125,9 @@ class IngestOptions:
         Upper bound of files one Spark task parses and writes as one Parquet file (more
         tasks on bigger clusters); a task holds that many rows in memory.
     driver_parse_limit
-        A run with at most this many local files to parse converts them in the driver's
-        own Python process instead of a Spark job (see `DRIVER_PARSE_LIMIT`); 0 always
-        uses Spark.
+        A run of a local master with at most this many local files to parse converts
+        them in the driver's own Python process instead of a Spark job (see
+        `DRIVER_PARSE_LIMIT`); 0 always uses Spark.
     """
 
     inputs: tuple[str, ...]
@@ -226,10 +232,6 @@ def parse_partition(
     table once every task's schema is known. (One batch: 10 batches of 200 rows cost 6%
     more, casting each to the merged schema; a task holds its rows anyway.)
     """
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    attempt = context.taskAttemptId() if context is not None else uuid.uuid4().int
     rows: list[Header] = []
     meta: list[dict[str, Any]] = []
     memo = ValueMemo()
@@ -250,9 +252,18 @@ def parse_partition(
                 yield pa.RecordBatch.from_pylist(errors, schema=PARSED_SCHEMA)
         if rows:
             body = _with_meta(to_record_batch(rows), meta, run_id, ingested_at)
-            name = f"part-{run_id}-{attempt:05d}.snappy.parquet"
+            name = f"part-{run_id}-{_attempt()}.snappy.parquet"
             written = table.write_data_file(root, name, pa.Table.from_batches([body]))
             yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
+
+
+def _attempt() -> str:
+    """What tells this task attempt's files apart: Spark's attempt id, or in the driver
+    (no task) a random one."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return f"{context.taskAttemptId():05d}" if context is not None else uuid.uuid4().hex[:12]
 
 
 @contextmanager
@@ -308,15 +319,12 @@ def rewrite_partition(
     """mapInArrow function: data files whose schema does not fit the merged one are cast
     and written again, under a name of this task attempt (a retried task finds its input
     intact; the driver deletes the originals once the commit is done)."""
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    attempt = context.taskAttemptId() if context is not None else uuid.uuid4().int
+    attempt = _attempt()
     for batch in batches:
         for name in batch.column("data_file").to_pylist():
             rows = table.read_data_file(root, name)
             cast = pa.Table.from_batches([schema.cast_batch(rows, target)])
-            new_name = name.replace(".snappy", f"-cast{attempt:05d}.snappy")
+            new_name = name.replace(".snappy", f"-cast{attempt}.snappy")
             written = table.write_data_file(root, new_name, cast)
             yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
 
@@ -372,9 +380,21 @@ def _partitioned(spark: SparkSession, files: pa.Table, tasks: int) -> DataFrame:
                 spark.conf.set(key, before)
 
 
-def _parse_on_driver(files: pa.Table, options: IngestOptions) -> bool:
-    """Few local files: converting them here costs less than starting a Spark job."""
+def _parse_on_driver(spark: SparkSession, files: pa.Table, options: IngestOptions) -> bool:
+    """Few local files into a local table, on a local master: parsing them here costs less
+    than a Spark job's start (`DRIVER_PARSE_LIMIT`).
+
+    Only in the main thread (parsing sets process-wide warning and logging filters), and
+    with SIGALRM free when files have a time budget (see `dcm_spark.header.alarms_free`).
+    """
     if files.num_rows > options.driver_parse_limit:
+        return False
+    local_master = (spark.sparkContext.master or "").startswith("local")
+    if not local_master or table.local_path(options.table) is None:
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if options.header.time_budget is not None and not alarms_free():
         return False
     return all(table.local_path(p) is not None for p in files.column("_path").to_pylist())
 
@@ -382,14 +402,28 @@ def _parse_on_driver(files: pa.Table, options: IngestOptions) -> bool:
 def _parse_here(
     files: pa.Table,
     parse: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+    root: str,
     per_task: int,
 ) -> list[dict[str, Any]]:
-    """`parse_partition` in this process, as tasks of at most ``per_task`` files would."""
+    """`parse_partition` in this process, as tasks of at most ``per_task`` files would.
+
+    Raises
+    ------
+    DcmSparkError
+        If parsing or writing fails (a full disk): as a failed Spark job would, with a
+        message that holds no element value; the data files written so far are deleted.
+    """
+    from dcm_spark.errors import safe_message
+
     files = files.sort_by("_path")
     parsed: list[dict[str, Any]] = []
-    for start in range(0, files.num_rows, per_task):
-        for batch in parse(iter(files.slice(start, per_task).to_batches())):
-            parsed.extend(batch.to_pylist())
+    try:
+        for start in range(0, files.num_rows, per_task):
+            for batch in parse(iter(files.slice(start, per_task).to_batches())):
+                parsed.extend(batch.to_pylist())
+    except Exception as exc:
+        table.delete_data_files(root, [r["data_file"] for r in parsed if r["kind"] == "rows"])
+        raise DcmSparkError(f"parsing in the driver failed: {safe_message(exc)}") from None
     return parsed
 
 
@@ -454,18 +488,18 @@ def run(
             # The table's state is read while the files are parsed (delta-rs for a local
             # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds
             # in a fresh JVM, instead of after).
-            with ThreadPoolExecutor(1) as driver:
-                table_state = driver.submit(table.state, spark, target)
-                if _parse_on_driver(todo_files, options):
+            with ThreadPoolExecutor(1) as background:
+                table_state = background.submit(table.state, spark, target)
+                if _parse_on_driver(spark, todo_files, options):
                     summary.parsed_in = "driver"
                     report("few local files: parsed by the driver, without a Spark job")
-                    parsed = _parse_here(todo_files, parse, options.files_per_task)
+                    parsed = _parse_here(todo_files, parse, target, options.files_per_task)
                 else:
                     summary.parsed_in = "spark"
                     tasks = _tasks(spark, n_todo, options.files_per_task)
                     todo = _partitioned(spark, todo_files, tasks)
-                    rows = todo.mapInArrow(parse, PARSED_DDL).collect()
-                    parsed = [r.asDict() for r in rows]
+                    # through Arrow, as the driver's parse returns them: times in UTC
+                    parsed = todo.mapInArrow(parse, PARSED_DDL).toArrow().to_pylist()
                 parts = [r for r in parsed if r["kind"] == "rows"]
                 with _discarded_on_error(target, parts):
                     current = table_state.result()

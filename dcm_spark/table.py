@@ -265,7 +265,12 @@ def write_data_file(root: str, name: str, data: pa.Table) -> dict[str, Any]:
     """
     fs, base = filesystem(root)
     path = f"{base.rstrip('/')}/{name}"
-    pq.write_table(data, path, filesystem=fs, compression="snappy")
+    try:
+        pq.write_table(data, path, filesystem=fs, compression="snappy")
+    except BaseException:  # a full disk: no half-written file left behind
+        with suppress(OSError):
+            fs.delete_file(path)
+        raise
     info = fs.get_file_info(path)
     modified = info.mtime_ns // 1_000_000 if info.mtime_ns is not None else time.time_ns() // 10**6
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import re
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from dcm_spark.header import HeaderOptions
 from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, Summary, run
 from dcm_spark.session import LOCAL_CONF
 from dcm_spark.table import TableLocked
@@ -31,6 +34,7 @@ DICOM_FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC
 #: Where a run parses its files: the tests' runs are small, below `DRIVER_PARSE_LIMIT`,
 #: so each names the path it takes; most take the Spark job's, which every larger run takes.
 PARSED_IN = {"spark": 0, "driver": DRIVER_PARSE_LIMIT}
+VOLATILE = ("_run_id", "_ingested_at")
 
 
 def ingest(spark: Any, inputs: list[Path], table: Path, where: str = "spark", **kw: Any) -> Summary:
@@ -108,41 +112,89 @@ def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_pat
     assert set(classes) == {"DICOMDIR", "notes.txt", "empty.dcm"}
 
 
-def spark_jobs(spark: Any) -> int:
-    """How many Spark jobs this session has run so far (none of the tests sets a group)."""
-    return len(spark.sparkContext.statusTracker().getJobIdsForGroup())
+def spark_jobs(spark: Any) -> set[int]:
+    """The Spark jobs this session keeps a record of (none of the tests sets a group)."""
+    return set(spark.sparkContext.statusTracker().getJobIdsForGroup())
+
+
+def without(df: Any, *volatile: str) -> list[tuple[Any, ...]]:
+    return sorted(map(tuple, df.select(*[c for c in df.columns if c not in volatile]).collect()))
 
 
 def test_few_local_files_are_parsed_in_the_driver_without_a_spark_job(spark, tmp_path) -> None:
     source = tmp_path / "in"
     source.mkdir()
-    for name in DICOM_FILES:
+    for name in DICOM_FILES[:3]:
         shutil.copy(get_testdata_file(name), source / name)
     jobs = {}
     for where in PARSED_IN:
         before = spark_jobs(spark)
         summary = ingest(spark, [source], tmp_path / where, where)
         jobs[where] = spark_jobs(spark) - before
-        assert (summary.parsed, summary.failed) == (len(DICOM_FILES), 0)
-    assert jobs["driver"] == 0
-    assert jobs["spark"] > 0  # the count sees the job the other path runs
-    tables = [spark.read.format("delta").load(str(tmp_path / where)) for where in PARSED_IN]
-    assert tables[0].schema == tables[1].schema
-    volatile = {"_run_id", "_ingested_at"}
-    columns = [c for c in tables[0].columns if c not in volatile]
-    spark_rows, driver_rows = (sorted(map(tuple, t.select(*columns).collect())) for t in tables)
-    assert spark_rows == driver_rows
+        assert (summary.parsed, summary.failed) == (3, 0)
+    assert jobs["driver"] == set()
+    assert jobs["spark"]  # the record sees the job the other path runs
+    # a second run, with a new instance and a file that is not DICOM, on each path
+    for name in DICOM_FILES[3:]:
+        shutil.copy(get_testdata_file(name), source / name)
+    (source / "notes.txt").write_text("not DICOM")
+    for where in PARSED_IN:
+        summary = ingest(spark, [source], tmp_path / where, where)
+        assert (summary.parsed, summary.failed) == (len(DICOM_FILES) - 3, 1)
+    load = spark.read.format("delta").load
+    instances = [load(str(tmp_path / where)) for where in PARSED_IN]
+    assert instances[0].schema == instances[1].schema
+    assert without(instances[0], *VOLATILE) == without(instances[1], *VOLATILE)
+    uids = {r["SOPInstanceUID"] for r in instances[1].select("SOPInstanceUID").collect()}
+    assert uids == {sop_uid(source / name) for name in DICOM_FILES}
+    errors = [without(load(f"{tmp_path / where}_errors"), *VOLATILE) for where in PARSED_IN]
+    assert errors[0] == errors[1]
+    (error,) = errors[1]
+    assert error[:3] == (
+        f"file:{source / 'notes.txt'}",
+        (source / "notes.txt").stat().st_size,
+        datetime.datetime.fromtimestamp(
+            (source / "notes.txt").stat().st_mtime_ns // 1_000_000 / 1000
+        ),
+    )
 
 
-def test_files_on_other_filesystems_always_go_to_the_spark_job() -> None:
+def test_only_a_local_master_s_main_thread_parses_local_files_in_the_driver(
+    spark, tmp_path
+) -> None:
     from dcm_spark.ingest import _parse_on_driver
 
-    options = IngestOptions(("in",), "table")
+    options = IngestOptions(("in",), str(tmp_path / "table"))
     local = pa.table({"_path": ["/data/a.dcm", "file:/data/b.dcm"]})
-    assert _parse_on_driver(local, options)
-    assert not _parse_on_driver(local, IngestOptions(("in",), "table", driver_parse_limit=1))
+    assert _parse_on_driver(spark, local, options)
+    assert not _parse_on_driver(spark, local, replace(options, driver_parse_limit=1))
     remote = pa.table({"_path": ["/data/a.dcm", "s3a://bucket/b.dcm"]})
-    assert not _parse_on_driver(remote, options)
+    assert not _parse_on_driver(spark, remote, options)
+    assert not _parse_on_driver(spark, local, replace(options, table="s3a://bucket/table"))
+    # off the main thread: parsing would share the process's warning and logging filters
+    found: list[bool] = []
+    other = threading.Thread(target=lambda: found.append(_parse_on_driver(spark, local, options)))
+    other.start()
+    other.join()
+    assert found == [False]
+    # someone else's SIGALRM (a host program's timeout): only without a time budget
+    previous = signal.signal(signal.SIGALRM, lambda *_: None)
+    try:
+        assert not _parse_on_driver(spark, local, options)
+        no_budget = replace(options, header=HeaderOptions(time_budget=None))
+        assert _parse_on_driver(spark, local, no_budget)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert _parse_on_driver(spark, local, options)
+
+
+def test_the_time_budget_holds_on_both_paths(spark, tree, tmp_path, where) -> None:
+    budget = HeaderOptions(time_budget=1e-6)  # past before any file is read
+    summary = ingest(spark, [tree], tmp_path / "dicom", where, header=budget)
+    assert (summary.parsed, summary.failed) == (0, 8)
+    errors = rows(spark, tmp_path / "dicom_errors", "_path, error_class")
+    assert {r["error_class"] for r in errors} == {"FileTimeout"}
+    assert len(errors) == 8
 
 
 def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(
@@ -645,7 +697,9 @@ def small_disk(tmp_path: Path) -> Any:
 
 
 @pytest.mark.slow
-def test_a_full_disk_fails_the_run_and_leaves_the_table_as_it_was(spark, tree, small_disk) -> None:
+def test_a_full_disk_fails_the_run_and_leaves_the_table_as_it_was(
+    spark, tree, small_disk, where
+) -> None:
     table = small_disk / "dicom"
     ingest(spark, [tree], table)
     version = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count()
@@ -655,8 +709,11 @@ def test_a_full_disk_fails_the_run_and_leaves_the_table_as_it_was(spark, tree, s
     free = shutil.disk_usage(small_disk).free
     (small_disk / "filler").write_bytes(b"\0" * max(0, free - 4096))
     with pytest.raises(Exception, match="(?i)space|quota|IOException|error"):
-        ingest(spark, [tree], table)
+        ingest(spark, [tree], table, where, files_per_task=10)
     (small_disk / "filler").unlink()
+    if where == "driver":  # what it wrote is gone (a failed Spark job leaves it to VACUUM)
+        committed_files = {a["path"] for a in committed(table)}
+        assert {p.name for p in table.glob("*.parquet")} == committed_files
     assert spark.sql(f"DESCRIBE HISTORY delta.`{table}`").count() == version
     assert sorted(r["_path"] for r in rows(spark, table, "_path")) == before
     assert not (table / "_dcm_spark" / "lock").exists()
