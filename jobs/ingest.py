@@ -80,8 +80,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=DRIVER_PARSE_LIMIT,
         metavar="FILES",
-        help="a run with at most this many local files to parse converts them in the "
-        f"driver, without a Spark job; 0: always Spark (default {DRIVER_PARSE_LIMIT})",
+        help="on a local master, a run with at most this many local files to parse "
+        "converts them in the driver, without a Spark job; 0: always Spark "
+        f"(default {DRIVER_PARSE_LIMIT})",
     )
     parser.add_argument(
         "--exclude",
