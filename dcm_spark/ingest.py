@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dcm_spark import listing, schema, table
 from dcm_spark.deidentify import Policy, apply
@@ -510,7 +511,9 @@ def run(
             t = time.perf_counter()
             old_schema = None if in_table is None else current.schema
             direct = current.takes_data_files
-            _write(spark, options, summary, parts, old_schema, changed, run_id, direct=direct)
+            if _write(spark, options, summary, parts, old_schema, changed, run_id, direct=direct):
+                added = listing.keys_of(_without(todo_files, failures))
+                listing.remember_append(target, in_table, added)
             stage("written", summary.rows_written, t)
             _record_errors(
                 spark, errors_target, failures, run_id, ingested_at, replace=options.full_refresh
@@ -518,6 +521,11 @@ def run(
     summary.seconds = round(time.perf_counter() - started, 2)
     report(summary.text())
     return summary
+
+
+def _without(files: pa.Table, failures: list[dict[str, Any]]) -> pa.Table:
+    failed = pa.array([r["_path"] for r in failures], pa.string())
+    return files.filter(pc.invert(pc.is_in(files.column("_path"), value_set=failed)))
 
 
 def _write(
@@ -530,8 +538,9 @@ def _write(
     run_id: str,
     *,
     direct: bool,
-) -> None:
-    """Make the run's data files part of the table, in one commit.
+) -> bool:
+    """Make the run's data files part of the table, in one commit; True if that commit
+    only added them (no row replaced or rewritten).
 
     Plain appends (new files; new columns) commit the workers' files as they are, after
     casting the few whose schema does not fit the merged one. Replacing changed files,
@@ -542,7 +551,7 @@ def _write(
     those.
     """
     if not parts:
-        return
+        return False
     target = summary.table
     written = [pa.ipc.read_schema(pa.py_buffer(r["arrow_schema"])) for r in parts]
     base = old_schema if old_schema is not None else META_SCHEMA  # a new table: ours first
@@ -559,10 +568,11 @@ def _write(
                 )
         table.commit_files(spark, target, merged, parts)
         table.delete_data_files(target, [r["data_file"] for r in misfits])
-        return
+        return True
 
     with _discarded_on_error(target, parts, always=True):  # input only: never committed
         _rewrite_rows(spark, options, summary, parts, merged, promoted, changed, run_id)
+    return False
 
 
 def _rewrite_rows(

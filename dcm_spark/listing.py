@@ -4,14 +4,19 @@ No file content is read here. Local paths are walked with ``os.scandir`` (30,000
 fraction of a second, where Spark's binaryFile listing took 17 s); other URIs (hdfs://,
 s3a://, ...) are listed through the Hadoop FileSystem API of the Spark session.
 Modification times are kept to the millisecond, Hadoop's precision, so both listings agree.
+What a local table holds is kept by version for the next run (`known_files`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Any
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dcm_spark import table
 from dcm_spark.errors import DcmSparkError
@@ -98,12 +103,25 @@ def list_files(spark: SparkSession, inputs: tuple[str, ...]) -> pa.Table:
     )
 
 
-def known_files(spark: SparkSession, path: str) -> set[tuple[str, int, Any]] | None:
-    """(path, size, mtime) of every file a table already holds; None if no table.
+Key = tuple[str, int, int]  # a file's path, size and mtime (ms), as listed
+
+
+@dataclass(frozen=True)
+class Known:
+    """The files a table holds, as ``(path, size, mtime)``, at the Delta ``version`` they
+    were read at (None: read through Spark, which gives no version here)."""
+
+    keys: set[Key]
+    version: int | None = None
+
+
+def known_files(spark: SparkSession, path: str) -> Known | None:
+    """The files a table already holds; None if no table.
 
     A local table is read with delta-rs, without the JVM: a fresh Spark session needs
-    ~7 s for its first query of a wide table, most of a run that finds nothing new.
-    Elsewhere (or if delta-rs cannot read the table) Spark reads it.
+    ~7 s for its first query of a wide table, most of a run that finds nothing new. Its
+    keys are kept for the next run (`remember_append`). Elsewhere (or if delta-rs cannot
+    read the table) Spark reads it.
     """
     columns = ["_path", "_size", "_mtime"]
     local = table.local_path(path)
@@ -113,15 +131,87 @@ def known_files(spark: SparkSession, path: str) -> set[tuple[str, int, Any]] | N
         try:
             from deltalake import DeltaTable
 
-            return _keys(DeltaTable(local).to_pyarrow_table(columns=columns))
+            delta_table = DeltaTable(local)
+            version = delta_table.version()
+            keys = _kept_keys(local, version)
+            if keys is None:
+                keys = keys_of(delta_table.to_pyarrow_table(columns=columns))
+                _keep_keys(local, version, keys)
+            return Known(keys, version)
         except Exception:  # a table feature delta-rs does not read: Spark does
             pass
     if not table.exists(spark, path):
         return None
-    return _keys(spark.read.format("delta").load(path).select(*columns).toArrow())
+    return Known(keys_of(spark.read.format("delta").load(path).select(*columns).toArrow()))
 
 
-def _keys(files: pa.Table) -> set[tuple[str, int, Any]]:
+def remember_append(path: str, before: Known | None, added: set[Key]) -> None:
+    """After a commit that only added rows, with the ``added`` keys, to what the table
+    held ``before`` (None: no table): keep the table's keys for the next run, if that
+    commit is the table's latest version (no other writer committed in between or
+    since)."""
+    local = table.local_path(path)
+    if local is None:
+        return
+    if before is None:
+        version, held = 0, set()
+    elif before.version is not None:
+        version, held = before.version + 1, before.keys
+    else:
+        return
+    try:
+        from deltalake import DeltaTable
+
+        if DeltaTable(local).version() != version:
+            return
+    except Exception:  # noqa: S110 - only a cache: the next run reads the table
+        return
+    _keep_keys(local, version, held | added)
+
+
+#: A local table's keys at one Delta version, in its control directory: a run that finds
+#: the table at that version reads them instead of every data file's footer (hundreds of
+#: columns' statistics: 0.13 s at 30,000 files, ~0.4 s at 100,000). Any commit changes
+#: the version, so keys of another version are never used; only the latest is kept.
+KEPT_KEYS = "known-{version}.parquet"
+
+
+def _kept_keys(root: str, version: int) -> set[Key] | None:
+    kept = os.path.join(table.control_dir(root), KEPT_KEYS.format(version=version))
+    try:
+        data = pq.read_table(kept)
+    except (OSError, pa.ArrowInvalid):
+        return None
+    columns = (data.column(name).to_pylist() for name in ("_path", "_size", "_mtime"))
+    return set(zip(*columns, strict=True))
+
+
+def _keep_keys(root: str, version: int, keys: set[Key]) -> None:
+    directory = table.control_dir(root)
+    name = KEPT_KEYS.format(version=version)
+    paths, sizes, mtimes = zip(*keys, strict=True) if keys else ((), (), ())
+    data = pa.table(
+        {
+            "_path": pa.array(paths, pa.string()),
+            "_size": pa.array(sizes, pa.int64()),
+            "_mtime": pa.array(mtimes, pa.int64()),
+        }
+    )
+    scratch = os.path.join(directory, f".{name}.{uuid.uuid4().hex}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        pq.write_table(data, scratch)
+        os.replace(scratch, os.path.join(directory, name))  # whole, or not at all
+        for old in os.listdir(directory):
+            if old != name and (old.startswith("known-") or old.startswith(".known-")):
+                os.remove(os.path.join(directory, old))
+    except OSError:  # only a cache (a read-only table, say): the next run reads the table
+        with contextlib.suppress(OSError):
+            os.remove(scratch)
+
+
+def keys_of(files: pa.Table) -> set[Key]:
+    """The keys of files: a listing, or a table's ``_path``, ``_size`` and ``_mtime``."""
     mtimes = files.column("_mtime").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
     return set(
         zip(
@@ -133,17 +223,15 @@ def _keys(files: pa.Table) -> set[tuple[str, int, Any]]:
     )
 
 
-def to_parse(
-    listing: pa.Table, *known: set[tuple[str, int, Any]] | None
-) -> tuple[pa.Table, list[str]]:
+def to_parse(listing: pa.Table, *known: Known | None) -> tuple[pa.Table, list[str]]:
     """The files whose (path, size, mtime) no table holds, and which of those are changed
     versions of files the first table holds (their rows are replaced)."""
-    seen: set[tuple[str, int, Any]] = set().union(*(k for k in known if k))
+    seen: set[Key] = set().union(*(k.keys for k in known if k))
     paths = listing.column("_path").to_pylist()
     sizes = listing.column("_size").to_pylist()
     mtimes = listing.column("_mtime").cast(pa.int64()).to_pylist()
     mask = [(p, s, m) not in seen for p, s, m in zip(paths, sizes, mtimes, strict=True)]
     todo = listing.filter(pa.array(mask, pa.bool_()))
-    in_table = {k[0] for k in known[0]} if known and known[0] else set()
+    in_table = {k[0] for k in known[0].keys} if known and known[0] else set()
     changed = [p for p in todo.column("_path").to_pylist() if p in in_table]
     return todo, changed

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
@@ -226,6 +227,43 @@ def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(
     # replacing rows goes through Spark's writer: the run's own data files are gone
     assert not list(table.glob(f"part-{third.run_id}-*"))
     assert {a["path"] for a in committed(table)} <= {p.name for p in table.glob("*.parquet")}
+
+
+def kept_keys(table: Path) -> tuple[int, set[tuple[str, int, int]]]:
+    """The version and the keys a run kept in the table's control directory (the one file)."""
+    (kept,) = (table / "_dcm_spark").glob("known-*.parquet")
+    data = pa.parquet.read_table(kept).to_pydict()
+    version = int(kept.name.removeprefix("known-").removesuffix(".parquet"))
+    return version, set(zip(data["_path"], data["_size"], data["_mtime"], strict=True))
+
+
+def held(spark: Any, table: Path) -> tuple[int, set[tuple[str, int, int]]]:
+    """The table's latest version and its files' keys, read through Spark."""
+    (version,) = spark.sql(f"DESCRIBE HISTORY delta.`{table}` LIMIT 1").select("version").first()
+    keys = spark.sql(f"SELECT _path, _size, unix_millis(_mtime) FROM delta.`{table}`").collect()
+    return version, {tuple(r) for r in keys}
+
+
+def test_a_run_keeps_the_table_s_files_for_the_next_one_of_the_same_version(
+    spark, tree, tmp_path, where
+) -> None:
+    table = tmp_path / "dicom"
+    ingest(spark, [tree], table, where)
+    assert kept_keys(table) == held(spark, table)
+    shutil.copy(get_testdata_file("emri_small.dcm"), tree / "emri_small.dcm")
+    assert ingest(spark, [tree], table, where).new == 1
+    assert kept_keys(table) == held(spark, table)
+    # another writer's commit: keys kept at an older version are not used
+    version, keys = held(spark, table)
+    gone = min(keys)[0]
+    spark.sql(f"DELETE FROM delta.`{table}` WHERE _path = '{gone}'")
+    again = ingest(spark, [tree], table, where)
+    assert (again.new, again.parsed) == (1, 1)
+    paths = [r["_path"] for r in rows(spark, table, "_path")]
+    assert len(paths) == len(set(paths)) == 6
+    assert gone in paths
+    assert kept_keys(table) == held(spark, table)
+    assert held(spark, table)[0] == version + 2
 
 
 def test_full_refresh_rebuilds(spark, tree, tmp_path) -> None:
