@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dcm_spark import table
@@ -103,15 +104,27 @@ def list_files(spark: SparkSession, inputs: tuple[str, ...]) -> pa.Table:
     )
 
 
-Key = tuple[str, int, int]  # a file's path, size and mtime (ms), as listed
+#: A file's key: what tells a run that the table already holds this version of it.
+KEY_SCHEMA = pa.schema([("_path", pa.string()), ("_size", pa.int64()), ("_mtime", pa.int64())])
+
+
+def keys_of(files: pa.Table) -> pa.Table:
+    """The keys (`KEY_SCHEMA`, mtime in ms) of a listing or of a table's rows."""
+    mtimes = files.column("_mtime").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    columns = [
+        files.column("_path").cast(pa.string()),
+        files.column("_size").cast(pa.int64()),
+        mtimes,
+    ]
+    return pa.Table.from_arrays(columns, schema=KEY_SCHEMA)
 
 
 @dataclass(frozen=True)
 class Known:
-    """The files a table holds, as ``(path, size, mtime)``, at the Delta ``version`` they
-    were read at (None: read through Spark, which gives no version here)."""
+    """The keys of the files a table holds, at the Delta ``version`` they were read at
+    (None: read through Spark, which gives no version here)."""
 
-    keys: set[Key]
+    keys: pa.Table
     version: int | None = None
 
 
@@ -120,8 +133,8 @@ def known_files(spark: SparkSession, path: str) -> Known | None:
 
     A local table is read with delta-rs, without the JVM: a fresh Spark session needs
     ~7 s for its first query of a wide table, most of a run that finds nothing new. Its
-    keys are kept for the next run (`remember_append`). Elsewhere (or if delta-rs cannot
-    read the table) Spark reads it.
+    keys are kept for the next run (`KEPT_KEYS`). Elsewhere (or if delta-rs cannot read
+    the table) Spark reads it.
     """
     columns = ["_path", "_size", "_mtime"]
     local = table.local_path(path)
@@ -145,7 +158,7 @@ def known_files(spark: SparkSession, path: str) -> Known | None:
     return Known(keys_of(spark.read.format("delta").load(path).select(*columns).toArrow()))
 
 
-def remember_append(path: str, before: Known | None, added: set[Key]) -> None:
+def remember_append(path: str, before: Known | None, added: pa.Table) -> None:
     """After a commit that only added rows, with the ``added`` keys, to what the table
     held ``before`` (None: no table): keep the table's keys for the next run, if that
     commit is the table's latest version (no other writer committed in between or
@@ -154,7 +167,7 @@ def remember_append(path: str, before: Known | None, added: set[Key]) -> None:
     if local is None:
         return
     if before is None:
-        version, held = 0, set()
+        version, held = 0, KEY_SCHEMA.empty_table()
     elif before.version is not None:
         version, held = before.version + 1, before.keys
     else:
@@ -166,7 +179,7 @@ def remember_append(path: str, before: Known | None, added: set[Key]) -> None:
             return
     except Exception:  # noqa: S110 - only a cache: the next run reads the table
         return
-    _keep_keys(local, version, held | added)
+    _keep_keys(local, version, pa.concat_tables([held, added]))
 
 
 #: A local table's keys at one Delta version, in its control directory: a run that finds
@@ -176,31 +189,22 @@ def remember_append(path: str, before: Known | None, added: set[Key]) -> None:
 KEPT_KEYS = "known-{version}.parquet"
 
 
-def _kept_keys(root: str, version: int) -> set[Key] | None:
+def _kept_keys(root: str, version: int) -> pa.Table | None:
     kept = os.path.join(table.control_dir(root), KEPT_KEYS.format(version=version))
     try:
-        data = pq.read_table(kept)
+        keys = pq.read_table(kept)
     except (OSError, pa.ArrowInvalid):
         return None
-    columns = (data.column(name).to_pylist() for name in ("_path", "_size", "_mtime"))
-    return set(zip(*columns, strict=True))
+    return keys if keys.schema.equals(KEY_SCHEMA) else None
 
 
-def _keep_keys(root: str, version: int, keys: set[Key]) -> None:
+def _keep_keys(root: str, version: int, keys: pa.Table) -> None:
     directory = table.control_dir(root)
     name = KEPT_KEYS.format(version=version)
-    paths, sizes, mtimes = zip(*keys, strict=True) if keys else ((), (), ())
-    data = pa.table(
-        {
-            "_path": pa.array(paths, pa.string()),
-            "_size": pa.array(sizes, pa.int64()),
-            "_mtime": pa.array(mtimes, pa.int64()),
-        }
-    )
     scratch = os.path.join(directory, f".{name}.{uuid.uuid4().hex}")
     try:
         os.makedirs(directory, exist_ok=True)
-        pq.write_table(data, scratch)
+        pq.write_table(keys, scratch, compression="zstd")
         os.replace(scratch, os.path.join(directory, name))  # whole, or not at all
         for old in os.listdir(directory):
             if old != name and (old.startswith("known-") or old.startswith(".known-")):
@@ -210,28 +214,18 @@ def _keep_keys(root: str, version: int, keys: set[Key]) -> None:
             os.remove(scratch)
 
 
-def keys_of(files: pa.Table) -> set[Key]:
-    """The keys of files: a listing, or a table's ``_path``, ``_size`` and ``_mtime``."""
-    mtimes = files.column("_mtime").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
-    return set(
-        zip(
-            files.column("_path").to_pylist(),
-            files.column("_size").to_pylist(),
-            mtimes.to_pylist(),
-            strict=True,
-        )
-    )
-
-
 def to_parse(listing: pa.Table, *known: Known | None) -> tuple[pa.Table, list[str]]:
-    """The files whose (path, size, mtime) no table holds, and which of those are changed
-    versions of files the first table holds (their rows are replaced)."""
-    seen: set[Key] = set().union(*(k.keys for k in known if k))
-    paths = listing.column("_path").to_pylist()
-    sizes = listing.column("_size").to_pylist()
-    mtimes = listing.column("_mtime").cast(pa.int64()).to_pylist()
-    mask = [(p, s, m) not in seen for p, s, m in zip(paths, sizes, mtimes, strict=True)]
-    todo = listing.filter(pa.array(mask, pa.bool_()))
-    in_table = {k[0] for k in known[0].keys} if known and known[0] else set()
-    changed = [p for p in todo.column("_path").to_pylist() if p in in_table]
-    return todo, changed
+    """The listed files whose key no table holds, in the listing's order, and which of
+    those are changed versions of files the first table holds (their rows are replaced)."""
+    held = [k.keys for k in known if k is not None]
+    if not held:
+        return listing, []
+    rows = keys_of(listing).append_column("_row", pa.array(range(listing.num_rows), pa.int64()))
+    fresh = rows.join(pa.concat_tables(held), keys=KEY_SCHEMA.names, join_type="left anti")
+    fresh_rows = fresh.column("_row").combine_chunks()
+    todo = listing.take(fresh_rows.take(pc.array_sort_indices(fresh_rows)))  # a join's order
+    if known[0] is None:
+        return todo, []
+    in_table = known[0].keys.column("_path").combine_chunks()
+    replaced = pc.is_in(todo.column("_path"), value_set=in_table)
+    return todo, todo.column("_path").filter(replaced).to_pylist()
