@@ -95,7 +95,7 @@ PARSED_DDL = (
 #: default). A fresh JVM's first Spark job and its Python workers' start cost ~1.3 s
 #: before the first file is read, in which one core parses ~3,000 files. Adding 300 files
 #: to a table of 30,000 on 2 cores, parsing took 0.13 s here against 1.58 s as a job
-#: (bench/results/2026-11-25-30000.json). More cores do not move the crossover below this
+#: (bench/results/2026-11-25-30000-driver.json). More cores do not move the crossover below this
 #: limit: a job's start alone is worth ~3,000 files. That holds for a job's fresh JVM
 #: (spark-submit); a long-lived session (a notebook) starts its jobs faster, and may set a
 #: lower limit. Cluster masters always use their executors: the driver may have little

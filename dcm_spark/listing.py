@@ -10,7 +10,9 @@ What a local table holds is kept by version for the next run (`known_files`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -131,26 +133,28 @@ class Known:
 def known_files(spark: SparkSession, path: str) -> Known | None:
     """The files a table already holds; None if no table.
 
-    A local table is read with delta-rs, without the JVM: a fresh Spark session needs
-    ~7 s for its first query of a wide table, most of a run that finds nothing new. Its
-    keys are kept for the next run (`KEPT_KEYS`). Elsewhere (or if delta-rs cannot read
-    the table) Spark reads it.
+    A local table's keys come from what a run kept for its latest version (`KEPT_KEYS`),
+    or else are read with delta-rs, without the JVM (a fresh Spark session needs ~7 s for
+    its first query of a wide table, most of a run that finds nothing new), and kept.
+    Elsewhere (or if delta-rs cannot read the table) Spark reads it.
     """
     columns = ["_path", "_size", "_mtime"]
     local = table.local_path(path)
     if local is not None:
         if not table.has_log(local):
             return None
+        version = _latest_version(local)
+        kept = None if version is None else _kept_keys(local, version)
+        if kept is not None:
+            return Known(kept, version)
         try:
             from deltalake import DeltaTable
 
             delta_table = DeltaTable(local)
-            version = delta_table.version()
-            keys = _kept_keys(local, version)
-            if keys is None:
-                keys = keys_of(delta_table.to_pyarrow_table(columns=columns))
-                _keep_keys(local, version, keys)
-            return Known(keys, version)
+            rows = delta_table.to_pyarrow_table(columns=columns)
+            known = Known(keys_of(rows), delta_table.version())
+            _keep_keys(local, known)
+            return known
         except Exception:  # a table feature delta-rs does not read: Spark does
             pass
     if not table.exists(spark, path):
@@ -172,46 +176,73 @@ def remember_append(path: str, before: Known | None, added: pa.Table) -> None:
         version, held = before.version + 1, before.keys
     else:
         return
-    try:
-        from deltalake import DeltaTable
-
-        if DeltaTable(local).version() != version:
-            return
-    except Exception:  # noqa: S110 - only a cache: the next run reads the table
-        return
-    _keep_keys(local, version, pa.concat_tables([held, added]))
+    if _latest_version(local) == version:
+        _keep_keys(local, Known(pa.concat_tables([held, added]), version))
 
 
-#: A local table's keys at one Delta version, in its control directory: a run that finds
-#: the table at that version reads them instead of every data file's footer (hundreds of
-#: columns' statistics: 0.13 s at 30,000 files, ~0.4 s at 100,000). Any commit changes
-#: the version, so keys of another version are never used; only the latest is kept.
+#: A local table's keys at its latest version, in its control directory, filed under the
+#: version and the SHA-256 of that version's commit file: a run that finds the table at
+#: that commit reads them instead of every data file's footer (hundreds of columns'
+#: statistics: 0.13 s at 30,000 files, ~0.4 s at 100,000). Any commit, or a table made
+#: again, changes that, so keys of another commit are never used; only one file is kept.
 KEPT_KEYS = "known-{version}.parquet"
+_COMMIT = re.compile(r"(\d{20})\.json")
+
+
+def _latest_version(root: str) -> int | None:
+    """The table's latest version: its newest commit file (Delta's log keeps it)."""
+    try:
+        names = os.listdir(os.path.join(root, "_delta_log"))
+    except OSError:
+        return None
+    versions = [int(m.group(1)) for m in map(_COMMIT.fullmatch, names) if m]
+    return max(versions, default=None)
+
+
+def _commit_digest(root: str, version: int) -> bytes | None:
+    try:
+        with open(os.path.join(root, "_delta_log", f"{version:020d}.json"), "rb") as commit:
+            return hashlib.sha256(commit.read()).hexdigest().encode()
+    except OSError:
+        return None
 
 
 def _kept_keys(root: str, version: int) -> pa.Table | None:
     kept = os.path.join(table.control_dir(root), KEPT_KEYS.format(version=version))
     try:
-        keys = pq.read_table(kept)
-    except (OSError, pa.ArrowInvalid):
+        keys = pq.ParquetFile(kept).read()
+        filed = (keys.schema.metadata or {}).get(b"commit")
+    except Exception:  # noqa: BLE001 - no keys, or unreadable: the table is read
         return None
-    return keys if keys.schema.equals(KEY_SCHEMA) else None
+    if not keys.schema.equals(KEY_SCHEMA) or filed != _commit_digest(root, version):
+        return None
+    return keys
 
 
-def _keep_keys(root: str, version: int, keys: pa.Table) -> None:
+def _keep_keys(root: str, known: Known) -> None:
+    """File ``known`` for the next run (only a cache: if it cannot be written, the next
+    run reads the table)."""
+    if known.version is None:
+        return
+    digest = _commit_digest(root, known.version)
+    if digest is None:
+        return
     directory = table.control_dir(root)
-    name = KEPT_KEYS.format(version=version)
+    name = KEPT_KEYS.format(version=known.version)
     scratch = os.path.join(directory, f".{name}.{uuid.uuid4().hex}")
     try:
         os.makedirs(directory, exist_ok=True)
+        keys = known.keys.replace_schema_metadata({b"commit": digest})
         pq.write_table(keys, scratch, compression="zstd")
         os.replace(scratch, os.path.join(directory, name))  # whole, or not at all
-        for old in os.listdir(directory):
-            if old != name and (old.startswith("known-") or old.startswith(".known-")):
-                os.remove(os.path.join(directory, old))
-    except OSError:  # only a cache (a read-only table, say): the next run reads the table
+    except Exception:  # noqa: BLE001
         with contextlib.suppress(OSError):
             os.remove(scratch)
+        return
+    for old in os.listdir(directory):
+        if old != name and old.lstrip(".").startswith("known-"):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(directory, old))
 
 
 def to_parse(listing: pa.Table, *known: Known | None) -> tuple[pa.Table, list[str]]:

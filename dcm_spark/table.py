@@ -82,7 +82,8 @@ def promotions_path(table: str) -> str:
 
 
 def control_dir(table: str) -> str:
-    """Where a run keeps its lock (ignored by Delta: starts with _)."""
+    """Where a run keeps its lock and the table's kept keys (`dcm_spark.listing`;
+    ignored by Delta: starts with _)."""
     return table.rstrip("/") + "/_dcm_spark"
 
 

@@ -46,6 +46,11 @@ def ingest(spark: Any, inputs: list[Path], table: Path, where: str = "spark", **
     summary = run(spark, options, report=lines.append)
     assert lines and lines[-1] == summary.text()
     assert summary.parsed_in == (where if summary.parsed + summary.failed else "")
+    for side in (table, Path(f"{table}_errors")):
+        if (side / "_delta_log").is_dir():
+            version, keys = held(spark, side)
+            if (side / "_dcm_spark" / f"known-{version}.parquet").exists():
+                assert kept_keys(side) == (version, keys)  # what the next run will trust
     return summary
 
 
@@ -128,11 +133,12 @@ def test_few_local_files_are_parsed_in_the_driver_without_a_spark_job(spark, tmp
     for name in DICOM_FILES[:3]:
         shutil.copy(get_testdata_file(name), source / name)
     jobs = {}
-    for where in PARSED_IN:
+    for where, limit in PARSED_IN.items():
+        options = IngestOptions((str(source),), str(tmp_path / where), driver_parse_limit=limit)
         before = spark_jobs(spark)
-        summary = ingest(spark, [source], tmp_path / where, where)
+        summary = run(spark, options, report=lambda _: None)
         jobs[where] = spark_jobs(spark) - before
-        assert (summary.parsed, summary.failed) == (3, 0)
+        assert (summary.parsed, summary.failed, summary.parsed_in) == (3, 0, where)
     assert jobs["driver"] == set()
     assert jobs["spark"]  # the record sees the job the other path runs
     # a second run, with a new instance and a file that is not DICOM, on each path
@@ -229,19 +235,19 @@ def test_rerun_is_a_no_op_and_touched_and_new_files_are_picked_up(
     assert {a["path"] for a in committed(table)} <= {p.name for p in table.glob("*.parquet")}
 
 
-def kept_keys(table: Path) -> tuple[int, set[tuple[str, int, int]]]:
+def kept_keys(table: Path) -> tuple[int, list[tuple[str, int, int]]]:
     """The version and the keys a run kept in the table's control directory (the one file)."""
     (kept,) = (table / "_dcm_spark").glob("known-*.parquet")
     data = pa.parquet.read_table(kept).to_pydict()
     version = int(kept.name.removeprefix("known-").removesuffix(".parquet"))
-    return version, set(zip(data["_path"], data["_size"], data["_mtime"], strict=True))
+    return version, sorted(zip(data["_path"], data["_size"], data["_mtime"], strict=True))
 
 
-def held(spark: Any, table: Path) -> tuple[int, set[tuple[str, int, int]]]:
+def held(spark: Any, table: Path) -> tuple[int, list[tuple[str, int, int]]]:
     """The table's latest version and its files' keys, read through Spark."""
     (version,) = spark.sql(f"DESCRIBE HISTORY delta.`{table}` LIMIT 1").select("version").first()
     keys = spark.sql(f"SELECT _path, _size, unix_millis(_mtime) FROM delta.`{table}`").collect()
-    return version, {tuple(r) for r in keys}
+    return version, sorted(tuple(r) for r in keys)
 
 
 def test_a_run_keeps_the_table_s_files_for_the_next_one_of_the_same_version(
