@@ -511,9 +511,12 @@ def run(
             t = time.perf_counter()
             old_schema = None if in_table is None else current.schema
             direct = current.takes_data_files
-            if _write(spark, options, summary, parts, old_schema, changed, run_id, direct=direct):
-                added = listing.keys_of(_without(todo_files, failures))
-                listing.remember_append(target, in_table, added)
+            added = _write(
+                spark, options, summary, parts, old_schema, changed, run_id, direct=direct
+            )
+            if added is not None:
+                keys = listing.keys_of(_without(todo_files, failures))
+                listing.remember_append(target, in_table, keys, added)
             stage("written", summary.rows_written, t)
             _record_errors(
                 spark, errors_target, failures, run_id, ingested_at, replace=options.full_refresh
@@ -538,9 +541,9 @@ def _write(
     run_id: str,
     *,
     direct: bool,
-) -> bool:
-    """Make the run's data files part of the table, in one commit; True if that commit
-    only added them (no row replaced or rewritten).
+) -> list[str] | None:
+    """Make the run's data files part of the table, in one commit; the data files it
+    added if that commit only added files (no row replaced or rewritten), else None.
 
     Plain appends (new files; new columns) commit the workers' files as they are, after
     casting the few whose schema does not fit the merged one. Replacing changed files,
@@ -551,7 +554,7 @@ def _write(
     those.
     """
     if not parts:
-        return False
+        return None
     target = summary.table
     written = [pa.ipc.read_schema(pa.py_buffer(r["arrow_schema"])) for r in parts]
     base = old_schema if old_schema is not None else META_SCHEMA  # a new table: ours first
@@ -568,11 +571,11 @@ def _write(
                 )
         table.commit_files(spark, target, merged, parts)
         table.delete_data_files(target, [r["data_file"] for r in misfits])
-        return True
+        return [r["data_file"] for r in parts]
 
     with _discarded_on_error(target, parts, always=True):  # input only: never committed
         _rewrite_rows(spark, options, summary, parts, merged, promoted, changed, run_id)
-    return False
+    return None
 
 
 def _rewrite_rows(

@@ -11,9 +11,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
-from dcm_spark.listing import LISTING_SCHEMA, Known, keys_of, known_files, to_parse
+from dcm_spark.listing import (
+    LISTING_SCHEMA,
+    Known,
+    keys_of,
+    known_files,
+    remember_append,
+    to_parse,
+)
 
 
 def listed(*files: tuple[str, int, int]) -> pa.Table:
@@ -153,3 +160,32 @@ def test_an_unreadable_kept_file_is_ignored(table: Path) -> None:
     known = known_files(None, str(table))
     assert known is not None and as_tuples(known) == sorted([A, B])
     assert pq.read_table(kept(table)[0]).num_rows == 2  # and replaced by a good one
+
+
+def test_an_append_s_keys_are_kept_only_for_its_own_commit(table: Path) -> None:
+    before = known_files(None, str(table))
+    assert before is not None
+    old_files = {Path(u).name for u in DeltaTable(str(table)).file_uris()}
+    write_deltalake(str(table), rows_of(C), mode="append")  # the commit of "this run"
+    (added,) = {Path(u).name for u in DeltaTable(str(table)).file_uris()} - old_files
+    remember_append(str(table), before, keys_of(rows_of(C)), ["someone-else.parquet"])
+    assert [p.name for p in kept(table)] == ["known-0.parquet"]  # not filed: not its files
+    remember_append(str(table), before, keys_of(rows_of(C)), [added])
+    assert [p.name for p in kept(table)] == ["known-1.parquet"]
+    known = known_files(None, str(table))
+    assert known is not None and as_tuples(known) == sorted([A, B, C])
+    # another commit after it: nothing filed for the older one
+    write_deltalake(str(table), rows_of(D), mode="append")
+    remember_append(str(table), known, keys_of(rows_of(D)), [added])
+    assert [p.name for p in kept(table)] == ["known-1.parquet"]
+
+
+def test_no_kept_keys_where_commits_may_wait_outside_the_log(table: Path) -> None:
+    known_files(None, str(table))
+    planted = pq.read_table(kept(table)[0])
+    pq.write_table(
+        pa.concat_tables([planted, keys_of(rows_of(C)).cast(planted.schema)]), kept(table)[0]
+    )
+    (table / "_delta_log" / "_staged_commits").mkdir()  # a catalog-managed table's
+    known = known_files(None, str(table))
+    assert known is not None and as_tuples(known) == sorted([A, B])
