@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from dcm_spark import listing, schema, table
 from dcm_spark.deidentify import Policy, apply
-from dcm_spark.errors import DcmSparkError
+from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.header import (
     FileError,
     Header,
@@ -213,8 +213,6 @@ def _convert(uri: str, options: HeaderOptions, memo: ValueMemo) -> Header | File
 
 
 def convert_file_error(uri: str, exc: BaseException) -> FileError:
-    from dcm_spark.errors import safe_message
-
     return FileError(uri, type(exc).__name__, safe_message(exc))
 
 
@@ -414,8 +412,6 @@ def _parse_here(
         If parsing or writing fails (a full disk): as a failed Spark job would, with a
         message that holds no element value; the data files written so far are deleted.
     """
-    from dcm_spark.errors import safe_message
-
     files = files.sort_by("_path")
     parsed: list[dict[str, Any]] = []
     try:

@@ -189,7 +189,7 @@ def remember_append(
 
 def _added_by(root: str, version: int) -> set[str]:
     """The data files the commit of ``version`` adds."""
-    with open(os.path.join(root, "_delta_log", f"{version:020d}.json"), encoding="utf-8") as log:
+    with open(_commit_file(root, version), encoding="utf-8") as log:
         actions = [json.loads(line) for line in log if line.strip()]
     return {unquote(a["add"]["path"]) for a in actions if "add" in a}
 
@@ -202,6 +202,10 @@ def _added_by(root: str, version: int) -> set[str]:
 #: one file is kept.
 KEPT_KEYS = "known-{version}.parquet"
 _COMMIT = re.compile(r"(\d{20})\.json")
+
+
+def _commit_file(root: str, version: int) -> str:
+    return os.path.join(root, "_delta_log", f"{version:020d}.json")
 
 
 def _latest_version(root: str) -> int | None:
@@ -220,7 +224,7 @@ def _latest_version(root: str) -> int | None:
 
 def _commit_digest(root: str, version: int) -> bytes | None:
     try:
-        with open(os.path.join(root, "_delta_log", f"{version:020d}.json"), "rb") as commit:
+        with open(_commit_file(root, version), "rb") as commit:
             return hashlib.sha256(commit.read()).hexdigest().encode()
     except OSError:
         return None
