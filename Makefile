@@ -5,12 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JARS_STAMP := .ivy2/.resolved
-# A cluster's executors start their Python daemon before dcm_spark reaches them: Spark's
-# own daemon there (conf/spark-defaults.conf names dcm_spark.daemon, for local masters).
 SPARK_SUBMIT = PATH=$(abspath $(VENV))/bin:$$PATH \
 	PYSPARK_PYTHON=$(abspath $(PY)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY)) \
-	spark-submit --properties-file conf/spark-defaults.conf --master '$(MASTER)' \
-	$(if $(filter local%,$(MASTER)),,--conf spark.python.daemon.module=pyspark.daemon)
+	spark-submit --properties-file conf/spark-defaults.conf --master '$(MASTER)'
 MASTER ?= local[*]
 INPUT ?=
 TABLE ?= warehouse/dicom
@@ -101,9 +98,9 @@ bench: setup ## measure ingest against baselines on BENCH_FILES generated files
 
 package: $(PACKAGE) ## build what spark-submit ships to a cluster (dist/, not committed)
 
-dist/dcm_spark.zip: $(STAMP) $(wildcard dcm_spark/*.py)
+dist/dcm_spark.zip: $(STAMP) $(wildcard dcm_spark/*.py dcm_spark/*/*.py)
 	mkdir -p dist
-	rm -f $@ && $(PY) -c 'import zipfile, pathlib; z = zipfile.ZipFile("$@", "w", zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path("dcm_spark").glob("*.py"))]'
+	rm -f $@ && $(PY) -c 'import zipfile, pathlib; z = zipfile.ZipFile("$@", "w", zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path("dcm_spark").rglob("*.py"))]'
 
 dist/dcm_spark_env.tar.gz: $(STAMP) pyproject.toml
 	mkdir -p dist build

@@ -47,7 +47,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from bench.corpus import generate
-from dcm_spark.header import Header, HeaderOptions, convert_file
+from dcm_spark.dicom.header import Header, HeaderOptions, convert_file
 from dcm_spark.session import LOCAL_CONF
 
 ROOT = Path(__file__).resolve().parent.parent

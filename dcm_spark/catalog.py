@@ -9,20 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import dictionary_description, dictionary_VR, keyword_dict
 
-from dcm_spark import table
-from dcm_spark.vr import BULK_DATA, OTHER_ELEMENTS
+from dcm_spark.delta.table import exists
+from dcm_spark.dicom.vr import BULK_DATA, OTHER_ELEMENTS
+from dcm_spark.paths import absolute, errors_path, promotions_path
+from dcm_spark.records import META_DESCRIPTIONS, META_SCHEMA
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType, StructType
 
 FORMATS = ("text", "csv", "json")
-META_DESCRIPTIONS = {
-    "_path": "the file, as listed",
-    "_size": "file size in bytes",
-    "_mtime": "file modification time",
-    "_ingested_at": "when the run that wrote this row started",
-    "_run_id": "the run that wrote this row",
+DESCRIPTIONS = {
+    **META_DESCRIPTIONS,
     OTHER_ELEMENTS: "private, unknown and unparsable elements as text",
     BULK_DATA: "where each binary value lies in the file (offset, length)",
 }
@@ -39,9 +37,9 @@ def register(spark: SparkSession, path: str) -> list[str]:
       instances share (null where they differ). Views: current after every ingest;
     - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
     """
-    path = table.absolute(path)
+    path = absolute(path)
     names = []
-    if table.exists(spark, path):
+    if exists(spark, path):
         df = spark.read.format("delta").load(path)
         df.createOrReplaceTempView("dicom")
         df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
@@ -54,11 +52,11 @@ def register(spark: SparkSession, path: str) -> list[str]:
                 spark.sql(shared_values_sql(df.schema, key)).createOrReplaceTempView(name)
                 names.append(name)
     side = (
-        ("dicom_errors", table.errors_path(path)),
-        ("dicom_promotions", table.promotions_path(path)),
+        ("dicom_errors", errors_path(path)),
+        ("dicom_promotions", promotions_path(path)),
     )
     for name, location in side:
-        if table.exists(spark, location):
+        if exists(spark, location):
             spark.read.format("delta").load(location).createOrReplaceTempView(name)
             names.append(name)
     return names
@@ -113,7 +111,7 @@ def typed_columns(schema: StructType) -> list[str]:
 
 # -- series and studies ----------------------------------------------------------------------
 
-_SERIES_SKIP = {"_path", "_size", "_mtime", "_ingested_at", "_run_id"}
+_SERIES_SKIP = set(META_SCHEMA.names)
 
 
 def shared_values_sql(schema: StructType, key: str) -> str:
@@ -183,8 +181,8 @@ _BQ_TYPES = {
 
 def describe(name: str) -> str:
     """Description of a column: the tag and the DICOM attribute name."""
-    if name in META_DESCRIPTIONS:
-        return META_DESCRIPTIONS[name]
+    if name in DESCRIPTIONS:
+        return DESCRIPTIONS[name]
     if name.startswith("Tag_"):
         return f"({name[4:8]},{name[8:12]}) private"
     tag = keyword_dict.get(name)

@@ -16,14 +16,6 @@ class EnvironmentProblem(DcmSparkError, RuntimeError):
     """The machine cannot run Spark as configured (Java missing, jars unresolvable)."""
 
 
-class SchemaConflict(DcmSparkError, TypeError):
-    """Two types meet that the promotion lattice can only join as JSON text."""
-
-
-class ConfigError(DcmSparkError, ValueError):
-    """An option or configuration value is invalid."""
-
-
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|b'[^']*'")
 
 

@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-import gc
 import json
-import os
-import stat
 import sys
 import threading
 import time
@@ -37,57 +34,30 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dcm_spark import listing, schema, table
-from dcm_spark.deidentify import Policy, apply
+from dcm_spark import listing, records, schema
+from dcm_spark.delta import keys, sidetables
+from dcm_spark.delta.commit import commit_files
+from dcm_spark.delta.datafiles import delete_data_files
+from dcm_spark.delta.lock import lock
+from dcm_spark.delta.table import TableState, spark_schema, state, write
+from dcm_spark.dicom.budget import alarms_free
+from dcm_spark.dicom.deidentify import Policy
+from dcm_spark.dicom.options import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
-from dcm_spark.header import (
-    FileError,
-    Header,
-    HeaderOptions,
-    NotARegularFile,
-    ValueMemo,
-    alarms_free,
-    convert_file,
-    file_timeouts,
-    to_record_batch,
-)
+from dcm_spark.paths import absolute, errors_path, local_path, promotions_path
+from dcm_spark.records import META_SCHEMA, DataFile, FailedFile
+from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-META_SCHEMA = pa.schema(
-    [
-        ("_path", pa.string()),
-        ("_size", pa.int64()),
-        ("_mtime", pa.timestamp("us", tz="UTC")),
-        ("_ingested_at", pa.timestamp("us", tz="UTC")),
-        ("_run_id", pa.string()),
-    ]
-)
-#: What the parse tasks return: an error record per failed file, a data-file record per
-#: Parquet file written (see `dcm_spark.table.DATA_FILE_FIELDS`).
-PARSED_SCHEMA = pa.schema(
-    [
-        ("kind", pa.string()),  # "rows" or "error"
-        ("_path", pa.string()),
-        ("_size", pa.int64()),
-        ("_mtime", pa.timestamp("us", tz="UTC")),
-        ("error_class", pa.string()),
-        ("message", pa.string()),
-        *table.DATA_FILE_FIELDS,
-    ]
-)
-PARSED_DDL = (
-    "kind string, _path string, _size bigint, _mtime timestamp, error_class string, "
-    "message string, data_file string, n_rows bigint, file_size bigint, modified_ms bigint, "
-    "stats string, arrow_schema binary"
-)
+#: What the parse tasks return, as Spark declares it (`dcm_spark.records.PARSED_SCHEMA`).
+PARSED_TYPE = spark_schema(records.PARSED_SCHEMA)
 
 
 #: Local files a run of a local master parses at most in the driver's Python process,
@@ -185,160 +155,6 @@ def _stderr(line: str) -> None:
     print(f"[dcm-spark] {line}", file=sys.stderr, flush=True)
 
 
-# -- worker side -----------------------------------------------------------------------
-
-
-def _open(uri: str) -> IO[bytes]:
-    path = table.local_path(uri)
-    if path is not None:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the task
-            raise NotARegularFile("not a regular file")
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller
-    fs, path = table.filesystem(uri)
-    return fs.open_input_file(path)
-
-
-def _convert(uri: str, options: HeaderOptions, memo: ValueMemo) -> Header | FileError:
-    try:
-        handle = _open(uri)
-    except Exception as exc:
-        return convert_file_error(uri, exc)
-    with handle:
-        result = convert_file(handle, options, path=uri, memo=memo)
-    if isinstance(result, Header) and result.values.get("MediaStorageSOPClassUID") == (
-        DICOMDIR_CLASS
-    ):
-        return FileError(uri, "DICOMDIR", "a media storage directory, not an instance")
-    return result
-
-
-def convert_file_error(uri: str, exc: BaseException) -> FileError:
-    return FileError(uri, type(exc).__name__, safe_message(exc))
-
-
-def parse_partition(
-    batches: Iterator[pa.RecordBatch],
-    root: str,
-    run_id: str,
-    ingested_at: datetime.datetime,
-    options: HeaderOptions,
-    privacy: Policy | None = None,
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: (_path, _size, _mtime) -> error records and one data file.
-
-    The task's rows are converted into one batch, in the task's own schema, and written
-    as one Parquet file into the table's directory (``root``); the driver adds it to the
-    table once every task's schema is known. (One batch: 10 batches of 200 rows cost 6%
-    more, casting each to the merged schema; a task holds its rows anyway.)
-    """
-    rows: list[Header] = []
-    meta: list[dict[str, Any]] = []
-    memo = ValueMemo()
-    with _cycle_collector_paused(), file_timeouts():
-        for batch in batches:
-            errors: list[dict[str, Any]] = []
-            for f in batch.to_pylist():
-                result = _convert(f["_path"], options, memo)
-                if isinstance(result, FileError):
-                    errors.append(
-                        {"kind": "error", **f, "error_class": result.error_class}
-                        | {"message": result.message}
-                    )
-                else:
-                    rows.append(result if privacy is None else apply(result, privacy))
-                    meta.append(f)
-            if errors:
-                yield pa.RecordBatch.from_pylist(errors, schema=PARSED_SCHEMA)
-        if rows:
-            body = _with_meta(to_record_batch(rows), meta, run_id, ingested_at)
-            name = f"part-{run_id}-{_attempt()}.snappy.parquet"
-            written = table.write_data_file(root, name, pa.Table.from_batches([body]))
-            yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
-
-
-def _attempt() -> str:
-    """What tells this task attempt's files apart: Spark's attempt id, or in the driver
-    (no task) a random one."""
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    return f"{context.taskAttemptId():05d}" if context is not None else uuid.uuid4().hex[:12]
-
-
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while a task converts and writes its files.
-
-    A task keeps every row it converts (``files_per_task`` of them, hundreds of thousands
-    of objects) and each full collection walks them all: 13% of a task's time. Converting
-    makes few cycles; the collector takes them once it is back on.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _with_meta(
-    body: pa.RecordBatch,
-    meta: list[dict[str, Any]],
-    run_id: str,
-    ingested_at: datetime.datetime,
-) -> pa.RecordBatch:
-    n = len(meta)
-    columns = [
-        pa.array([m["_path"] for m in meta], pa.string()),
-        pa.array([m["_size"] for m in meta], pa.int64()),
-        pa.array([m["_mtime"] for m in meta], pa.timestamp("us", tz="UTC")),
-        pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
-        pa.array([run_id] * n, pa.string()),
-    ]
-    body = body.drop_columns([c for c in body.schema.names if c in META_SCHEMA.names])
-    return pa.RecordBatch.from_arrays(
-        columns + list(body.columns), names=META_SCHEMA.names + list(body.schema.names)
-    )
-
-
-def load_partition(
-    batches: Iterator[pa.RecordBatch], root: str, target: pa.Schema
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: data file names -> their rows cast to the merged schema."""
-    for batch in batches:
-        for name in batch.column("data_file").to_pylist():
-            for part in table.read_data_file(root, name).to_batches(max_chunksize=500):
-                yield schema.cast_batch(part, target)
-
-
-def rewrite_partition(
-    batches: Iterator[pa.RecordBatch], root: str, target: pa.Schema
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: data files whose schema does not fit the merged one are cast
-    and written again, under a name of this task attempt (a retried task finds its input
-    intact; the driver deletes the originals once the commit is done)."""
-    attempt = _attempt()
-    for batch in batches:
-        for name in batch.column("data_file").to_pylist():
-            rows = table.read_data_file(root, name)
-            cast = pa.Table.from_batches([schema.cast_batch(rows, target)])
-            new_name = name.replace(".snappy", f"-cast{attempt}.snappy")
-            written = table.write_data_file(root, new_name, cast)
-            yield pa.RecordBatch.from_pylist([{"kind": "rows", **written}], schema=PARSED_SCHEMA)
-
-
-def cast_partition(
-    batches: Iterator[pa.RecordBatch], target: pa.Schema
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: existing rows carried into a promoted schema."""
-    for batch in batches:
-        yield schema.cast_batch(batch, target)
-
-
-# -- driver side -----------------------------------------------------------------------
-
-
 #: A smaller run gets fewer tasks than 3 waves: below this many files a task's own cost
 #: (a Parquet file, its schema, a Python call) outweighs balancing the cores.
 MIN_FILES_PER_TASK = 250
@@ -384,18 +200,18 @@ def _parse_on_driver(spark: SparkSession, files: pa.Table, options: IngestOption
     than a Spark job's start (`DRIVER_PARSE_LIMIT`).
 
     Only in the main thread (parsing sets process-wide warning and logging filters), and
-    with SIGALRM free when files have a time budget (see `dcm_spark.header.alarms_free`).
+    with SIGALRM free when files have a time budget (`dcm_spark.dicom.budget.alarms_free`).
     """
     if files.num_rows > options.driver_parse_limit:
         return False
     local_master = (spark.sparkContext.master or "").startswith("local")
-    if not local_master or table.local_path(options.table) is None:
+    if not local_master or local_path(options.table) is None:
         return False
     if threading.current_thread() is not threading.main_thread():
         return False
     if options.header.time_budget is not None and not alarms_free():
         return False
-    return all(table.local_path(p) is not None for p in files.column("_path").to_pylist())
+    return all(local_path(p) is not None for p in files.column("_path").to_pylist())
 
 
 def _parse_here(
@@ -403,7 +219,7 @@ def _parse_here(
     parse: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     root: str,
     per_task: int,
-) -> list[dict[str, Any]]:
+) -> tuple[list[DataFile], list[FailedFile]]:
     """`parse_partition` in this process, as tasks of at most ``per_task`` files would.
 
     Raises
@@ -413,15 +229,18 @@ def _parse_here(
         message that holds no element value; the data files written so far are deleted.
     """
     files = files.sort_by("_path")
-    parsed: list[dict[str, Any]] = []
+    written: list[DataFile] = []
+    failed: list[FailedFile] = []
     try:
         for start in range(0, files.num_rows, per_task):
             for batch in parse(iter(files.slice(start, per_task).to_batches())):
-                parsed.extend(batch.to_pylist())
+                parts, failures = records.from_table(batch)
+                written += parts
+                failed += failures
     except Exception as exc:
-        table.delete_data_files(root, [r["data_file"] for r in parsed if r["kind"] == "rows"])
+        delete_data_files(root, written)
         raise DcmSparkError(f"parsing in the driver failed: {safe_message(exc)}") from None
-    return parsed
+    return written, failed
 
 
 def run(
@@ -439,14 +258,14 @@ def run(
 
     Raises
     ------
-    dcm_spark.table.TableLocked
+    dcm_spark.delta.lock.TableLocked
         If another run is writing the table.
     """
     started = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
     ingested_at = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    target = table.absolute(options.table)
-    errors_target = table.absolute(options.errors_table or table.errors_path(target))
+    target = absolute(options.table)
+    errors_target = absolute(options.errors_table or errors_path(target))
     summary = Summary(run_id=run_id, table=target)
 
     def stage(name: str, count: int, since: float) -> None:
@@ -455,15 +274,15 @@ def run(
         rate = f", {count / seconds:.0f} files/s" if seconds > 0 and count else ""
         report(f"{name}: {count} files in {seconds:.1f} s{rate}")
 
-    with table.lock(spark, target, run_id):
+    with lock(spark, target, run_id):
         t = time.perf_counter()
         found = listing.list_files(spark, options.inputs)
         summary.listed = found.num_rows
         stage("listed", summary.listed, t)
 
         t = time.perf_counter()
-        in_table = None if options.full_refresh else listing.known_files(spark, target)
-        in_errors = None if options.full_refresh else listing.known_files(spark, errors_target)
+        in_table = None if options.full_refresh else keys.known_files(spark, target)
+        in_errors = None if options.full_refresh else keys.known_files(spark, errors_target)
         todo_files, changed = listing.to_parse(found, in_table, in_errors)
         n_todo = todo_files.num_rows
         summary.changed = len(changed)
@@ -486,35 +305,32 @@ def run(
             # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds
             # in a fresh JVM, instead of after).
             with ThreadPoolExecutor(1) as background:
-                table_state = background.submit(table.state, spark, target)
+                table_state = background.submit(state, spark, target)
                 if _parse_on_driver(spark, todo_files, options):
                     summary.parsed_in = "driver"
                     report("few local files: parsed by the driver, without a Spark job")
-                    parsed = _parse_here(todo_files, parse, target, options.files_per_task)
+                    parts, failures = _parse_here(todo_files, parse, target, options.files_per_task)
                 else:
                     summary.parsed_in = "spark"
                     tasks = _tasks(spark, n_todo, options.files_per_task)
                     todo = _partitioned(spark, todo_files, tasks)
                     # through Arrow, as the driver's parse returns them: times in UTC
-                    parsed = todo.mapInArrow(parse, PARSED_DDL).toArrow().to_pylist()
-                parts = [r for r in parsed if r["kind"] == "rows"]
+                    parts, failures = records.from_table(
+                        todo.mapInArrow(parse, PARSED_TYPE).toArrow()
+                    )
                 with _discarded_on_error(target, parts):
                     current = table_state.result()
-            failures = [r for r in parsed if r["kind"] == "error"]
-            summary.parsed = sum(r["n_rows"] for r in parts)
+            summary.parsed = sum(p.n_rows for p in parts)
             summary.failed = len(failures)
             stage("parsed", n_todo, t)
             t = time.perf_counter()
             old_schema = None if in_table is None else current.schema
-            direct = current.takes_data_files
-            added = _write(
-                spark, options, summary, parts, old_schema, changed, run_id, direct=direct
-            )
-            if added is not None:
-                keys = listing.keys_of(_without(todo_files, failures))
-                listing.remember_append(target, in_table, keys, added)
+            version = _write(spark, options, summary, parts, old_schema, changed, run_id, current)
+            if version is not None:
+                added = keys.keys_of(_without(todo_files, failures))
+                keys.remember_append(target, in_table, added, version)
             stage("written", summary.rows_written, t)
-            _record_errors(
+            sidetables.record_errors(
                 spark, errors_target, failures, run_id, ingested_at, replace=options.full_refresh
             )
     summary.seconds = round(time.perf_counter() - started, 2)
@@ -522,8 +338,8 @@ def run(
     return summary
 
 
-def _without(files: pa.Table, failures: list[dict[str, Any]]) -> pa.Table:
-    failed = pa.array([r["_path"] for r in failures], pa.string())
+def _without(files: pa.Table, failures: list[FailedFile]) -> pa.Table:
+    failed = pa.array([f._path for f in failures], pa.string())
     return files.filter(pc.invert(pc.is_in(files.column("_path"), value_set=failed)))
 
 
@@ -531,43 +347,42 @@ def _write(
     spark: SparkSession,
     options: IngestOptions,
     summary: Summary,
-    parts: list[dict[str, Any]],
+    parts: list[DataFile],
     old_schema: pa.Schema | None,
     changed: list[str],
     run_id: str,
-    *,
-    direct: bool,
-) -> list[str] | None:
-    """Make the run's data files part of the table, in one commit; the data files it
-    added if that commit only added files (no row replaced or rewritten), else None.
+    current: TableState,
+) -> int | None:
+    """Make the run's data files part of the table, in one commit; its version if that
+    commit only added the data files (no row replaced or rewritten), else None.
 
     Plain appends (new files; new columns) commit the workers' files as they are, after
     casting the few whose schema does not fit the merged one. Replacing changed files,
     promoting a column or a full refresh rewrite rows, so they go through Spark's Delta
     writer, reading the data files as input; those are then deleted. So do appends to a
     table someone gave constraints, column mapping or column metadata
-    (``direct`` false, see `dcm_spark.table.state`): Spark's writer enforces and keeps
-    those.
+    (``takes_data_files`` false, see `dcm_spark.delta.table.state`): Spark's writer
+    enforces and keeps those.
     """
     if not parts:
         return None
     target = summary.table
-    written = [pa.ipc.read_schema(pa.py_buffer(r["arrow_schema"])) for r in parts]
+    written = [p.schema for p in parts]
     base = old_schema if old_schema is not None else META_SCHEMA  # a new table: ours first
     merged = schema.merge_schemas(base, *written)
     promoted = schema.promotions(old_schema, merged) if old_schema is not None else []
     summary.columns_added = schema.added_fields(base, merged)
     summary.rows_written = summary.parsed
-    if direct and not (promoted or changed or options.full_refresh):
-        misfits = [r for r, s in zip(parts, written, strict=True) if not schema.fits(s, merged)]
+    if current.takes_data_files and not (promoted or changed or options.full_refresh):
+        misfits = [p for p, s in zip(parts, written, strict=True) if not schema.fits(s, merged)]
         if misfits:
             with _discarded_on_error(target, parts):
-                parts = [r for r in parts if r not in misfits] + _cast_misfits(
+                parts = [p for p in parts if p not in misfits] + _cast_misfits(
                     spark, target, misfits, merged
                 )
-        table.commit_files(spark, target, merged, parts)
-        table.delete_data_files(target, [r["data_file"] for r in misfits])
-        return [r["data_file"] for r in parts]
+        version = commit_files(spark, target, merged, parts)
+        delete_data_files(target, misfits)
+        return version
 
     with _discarded_on_error(target, parts, always=True):  # input only: never committed
         _rewrite_rows(spark, options, summary, parts, merged, promoted, changed, run_id)
@@ -578,7 +393,7 @@ def _rewrite_rows(
     spark: SparkSession,
     options: IngestOptions,
     summary: Summary,
-    parts: list[dict[str, Any]],
+    parts: list[DataFile],
     merged: pa.Schema,
     promoted: list[schema.Promotion],
     changed: list[str],
@@ -587,11 +402,10 @@ def _rewrite_rows(
     """Spark's Delta writer, reading the data files: replace changed files' rows, migrate
     a promoted column, rebuild (full refresh), or append to a table with constraints."""
     target = summary.table
-    spark_schema = table.spark_schema(merged)
-    names = [r["data_file"] for r in parts]
-    files = spark.createDataFrame([(n,) for n in names], "data_file string")
-    new_rows = files.repartition(min(len(names), spark.sparkContext.defaultParallelism)).mapInArrow(
-        lambda it: load_partition(it, target, merged), spark_schema
+    merged_type = spark_schema(merged)
+    files = _names(spark, parts)
+    new_rows = files.repartition(min(len(parts), spark.sparkContext.defaultParallelism)).mapInArrow(
+        lambda it: load_partition(it, target, merged), merged_type
     )
     if promoted:
         old_rows = spark.read.format("delta").load(target)
@@ -599,73 +413,43 @@ def _rewrite_rows(
             from pyspark.sql import functions as F
 
             old_rows = old_rows.where(~F.col("_path").isin(changed))
-        carried = old_rows.mapInArrow(lambda it: cast_partition(it, merged), spark_schema)
-        table.write(carried.unionByName(new_rows), target, schema=merged, rewrite=True)
-        now = datetime.datetime.now(datetime.UTC)
-        log = [
-            {
-                "column_path": p.path,
-                "from_type": p.from_type,
-                "to_type": p.to_type,
-                "reason": p.reason,
-                "_run_id": run_id,
-                "promoted_at": now,
-            }
-            for p in promoted
-        ]
-        table.append_log(spark, table.promotions_path(target), log, table.PROMOTIONS_DDL)
+        carried = old_rows.mapInArrow(lambda it: cast_partition(it, merged), merged_type)
+        write(carried.unionByName(new_rows), target, schema=merged, rewrite=True)
+        log = sidetables.record_promotions(spark, promotions_path(target), promoted, run_id)
         summary.promotions = [{k: str(v) for k, v in p.items()} for p in log]
     elif options.full_refresh:
-        table.write(new_rows, target, schema=merged, rewrite=True)
+        write(new_rows, target, schema=merged, rewrite=True)
     else:
-        table.write(new_rows, target, schema=merged, replace_paths=changed, run_id=run_id)
+        write(new_rows, target, schema=merged, replace_paths=changed, run_id=run_id)
+
+
+def _names(spark: SparkSession, parts: list[DataFile]) -> DataFrame:
+    """The data files' names, as the input of `load_partition` and `rewrite_partition`."""
+    return spark.createDataFrame([(p.name,) for p in parts], "data_file string")
 
 
 @contextmanager
 def _discarded_on_error(
-    root: str, parts: list[dict[str, Any]], *, always: bool = False
+    root: str, parts: list[DataFile], *, always: bool = False
 ) -> Iterator[None]:
     """Delete the run's data files if the block fails before they are committed (or,
     with ``always``, in any case: the block only reads them)."""
     try:
         yield
     except BaseException:
-        table.delete_data_files(root, [r["data_file"] for r in parts])
+        delete_data_files(root, parts)
         raise
     if always:
-        table.delete_data_files(root, [r["data_file"] for r in parts])
+        delete_data_files(root, parts)
 
 
 def _cast_misfits(
-    spark: SparkSession, target: str, misfits: list[dict[str, Any]], merged: pa.Schema
-) -> list[dict[str, Any]]:
-    names = spark.createDataFrame([(r["data_file"],) for r in misfits], "data_file string")
+    spark: SparkSession, target: str, misfits: list[DataFile], merged: pa.Schema
+) -> list[DataFile]:
     tasks = min(len(misfits), spark.sparkContext.defaultParallelism)
-    rewritten = names.repartition(tasks).mapInArrow(
-        lambda it: rewrite_partition(it, target, merged), PARSED_DDL
+    rewritten = (
+        _names(spark, misfits)
+        .repartition(tasks)
+        .mapInArrow(lambda it: rewrite_partition(it, target, merged), PARSED_TYPE)
     )
-    return [r.asDict() for r in rewritten.collect()]
-
-
-def _record_errors(
-    spark: SparkSession,
-    path: str,
-    failures: list[Any],
-    run_id: str,
-    ingested_at: datetime.datetime,
-    *,
-    replace: bool = False,
-) -> None:
-    rows = [
-        {
-            "_path": r["_path"],
-            "_size": r["_size"],
-            "_mtime": r["_mtime"],
-            "error_class": r["error_class"],
-            "message": r["message"],
-            "_run_id": run_id,
-            "_ingested_at": ingested_at,
-        }
-        for r in failures
-    ]
-    table.append_log(spark, path, rows, table.ERRORS_DDL, replace=replace)
+    return records.from_table(rewritten.toArrow())[0]

@@ -45,8 +45,9 @@ BASE_CONF: dict[str, str] = {
 
 #: Settings for local masters only: the Python workers start from the installed pyspark's
 #: compiled modules (`dcm_spark.daemon`). A cluster's executors may not have dcm_spark
-#: installed when they start their daemon. conf/spark-defaults.conf has them for every
-#: master, so a cluster run overrides them (the Makefile does, for every target).
+#: installed when they start their daemon, so conf/spark-defaults.conf does not carry
+#: them: `configure` adds them when the master is local (`job_session` reads the master
+#: ``spark-submit`` was given).
 LOCAL_CONF: dict[str, str] = {
     "spark.python.daemon.module": "dcm_spark.daemon",
 }
@@ -148,11 +149,15 @@ def configure(
 
 
 def job_session(app_name: str) -> SparkSession:
-    """The session of a ``jobs/*.py`` script: this project's settings, Spark's log at WARN
-    (the jobs print their own progress)."""
+    """The session of a ``jobs/*.py`` script: this project's settings for the master
+    ``spark-submit`` was given (`LOCAL_CONF` only if it is local), Spark's log at WARN (the
+    jobs print their own progress)."""
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
-    spark = configure(SparkSession.builder.appName(app_name)).getOrCreate()
+    SparkContext._ensure_initialized()  # spark-submit's JVM: its conf holds the master
+    master = SparkConf().get("spark.master", "local[*]")
+    spark = configure(SparkSession.builder.appName(app_name), master=master).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

@@ -20,9 +20,9 @@ use_installed_pyspark()  # before pyspark is first imported
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 
-from dcm_spark.deidentify import Policy, Profile
+from dcm_spark.dicom.deidentify import Policy, Profile
+from dcm_spark.dicom.header import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
-from dcm_spark.header import HeaderOptions
 from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, run
 from dcm_spark.session import job_session
 

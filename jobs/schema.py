@@ -13,8 +13,9 @@ from dcm_spark.daemon import use_installed_pyspark
 
 use_installed_pyspark()  # before pyspark is first imported
 
-from dcm_spark import table
 from dcm_spark.catalog import bigquery_schema, schema_tree
+from dcm_spark.delta.table import exists
+from dcm_spark.paths import absolute
 from dcm_spark.session import job_session
 
 
@@ -26,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     spark = job_session("dcm-spark schema")
     try:
-        location = table.absolute(args.table)
-        if not table.exists(spark, location):
+        location = absolute(args.table)
+        if not exists(spark, location):
             print(f"schema: no Delta table at {args.table}", file=sys.stderr)
             return 2
         schema = spark.read.format("delta").load(location).schema

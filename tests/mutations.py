@@ -1,4 +1,4 @@
-"""Hostile inputs for `dcm_spark.header.convert_file`, built from real DICOM files.
+"""Hostile inputs for `dcm_spark.dicom.header.convert_file`, built from real DICOM files.
 
 Every case comes from a few of pydicom's test files (read offline through `tests.corpus`),
 rewritten with pydicom so that they carry a *canary* (PatientName ``CANARY^SECRET``,

@@ -26,9 +26,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from dcm_spark import _annex_e
-from dcm_spark.deidentify import DUMMY, Policy, Profile, apply
-from dcm_spark.header import Header, HeaderOptions, convert_file, to_record_batch
+from dcm_spark.dicom import _annex_e
+from dcm_spark.dicom.deidentify import DUMMY, Policy, Profile, apply
+from dcm_spark.dicom.header import Header, HeaderOptions, convert_file, to_record_batch
 
 # pydicom warns about the odd invalid UID of its own test files when values are read.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import os
 import re
 import shutil
@@ -23,10 +24,10 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from dcm_spark.header import HeaderOptions
+from dcm_spark.delta.lock import TableLocked
+from dcm_spark.dicom.header import HeaderOptions
 from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, Summary, run
 from dcm_spark.session import LOCAL_CONF
-from dcm_spark.table import TableLocked
 
 ROOT = Path(__file__).resolve().parent.parent
 DICOM_FILES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb.dcm"]
@@ -486,7 +487,9 @@ def test_the_jvm_route_creates_a_table_as_delta_rs_does(spark, tree, tmp_path) -
     API make a table Spark reads with the same rows, schema and properties."""
     import pyarrow.parquet as pq
 
-    from dcm_spark import schema, table
+    from dcm_spark import schema
+    from dcm_spark.delta.commit import _commit_jvm
+    from dcm_spark.records import DataFile
 
     local = tmp_path / "local"
     ingest(spark, [tree], local)
@@ -495,12 +498,20 @@ def test_the_jvm_route_creates_a_table_as_delta_rs_does(spark, tree, tmp_path) -
     files = []
     for add in committed(local):
         shutil.copy(local / add["path"], elsewhere / add["path"])
+        written = pq.read_schema(local / add["path"])
+        n_rows = json.loads(add["stats"])["numRecords"]
         files.append(
-            {"data_file": add["path"], "file_size": add["size"]}
-            | {"modified_ms": add["modificationTime"], "stats": add["stats"]}
+            DataFile(
+                add["path"],
+                n_rows,
+                add["size"],
+                add["modificationTime"],
+                add["stats"],
+                written.serialize().to_pybytes(),
+            )
         )
-    merged = schema.merge_schemas(*(pq.read_schema(local / f["data_file"]) for f in files))
-    table._commit_jvm(spark, str(elsewhere), merged, files)
+    merged = schema.merge_schemas(*(f.schema for f in files))
+    assert _commit_jvm(spark, str(elsewhere), merged, files) == 0
 
     created = commit(elsewhere, 0)
     assert "delta-rs" not in created["commitInfo"][0].get("engineInfo", "")
@@ -627,7 +638,7 @@ def test_excluded_and_deidentified_values_never_reach_the_written_bytes(
 ) -> None:
     from pydicom.uid import generate_uid
 
-    from dcm_spark.deidentify import Policy, Profile
+    from dcm_spark.dicom.deidentify import Policy, Profile
 
     source = tmp_path / "in"
     source.mkdir()

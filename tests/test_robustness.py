@@ -38,7 +38,7 @@ from typing import IO
 
 import pytest
 
-from dcm_spark.header import FileError, Header, HeaderOptions, convert_file, to_record_batch
+from dcm_spark.dicom.header import FileError, Header, HeaderOptions, convert_file, to_record_batch
 from tests import mutations
 from tests.mutations import CANARY, KINDS, Case
 
@@ -119,7 +119,7 @@ def _convert(case: Case, mode: str, path: Path, outcome: Outcome) -> None:
     start = time.perf_counter()
     try:
         if mode == "handle":
-            handle = open(path, "rb")  # noqa: SIM115 - closed below, like ingest._open
+            handle = open(path, "rb")  # noqa: SIM115 - closed below, like tasks._open
         source: str | IO[bytes] = handle if handle is not None else str(path)
         outcome.result = convert_file(source, OPTIONS, path=case.id)
     except Interrupted as exc:

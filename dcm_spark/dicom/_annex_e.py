@@ -11,12 +11,12 @@ standard are not single tags:
 - "(50xx,xxxx) Curve Data": the whole retired curve group, i.e. every keyword of pydicom's
   ``RepeatersDictionary`` whose mask starts with ``50xx``;
 - "(gggg,eeee) where gggg is odd", private attributes (X): not listed here, handled by
-  `dcm_spark.deidentify` (any odd group).
+  `dcm_spark.dicom.deidentify` (any odd group).
 
 Action codes (Table E.1-1a): D dummy value, Z zero-length value, X remove, K keep,
 C clean, U replace UID consistently; "A/B" lets the de-identifier choose by the attribute's
 Type in the IOD, "X/Z/U*" keeps a sequence but replaces the UIDs in it. How
-`dcm_spark.deidentify` resolves the combined codes is documented there.
+`dcm_spark.dicom.deidentify` resolves the combined codes is documented there.
 
 To verify or update: open Table E.1-1 of the edition wanted (dicom.nema.org, part15,
 table_E.1-1, or ``part15.xml`` for a machine-readable copy), and compare the "Basic Prof."

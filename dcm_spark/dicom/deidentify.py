@@ -1,7 +1,7 @@
 """De-identify header rows: the PS3.15 Annex E Basic Profile, and columns left out on demand.
 
 Pure Python, no Spark: `apply` runs once per `Header`, on the workers. The Basic Application
-Level Confidentiality Profile (`dcm_spark._annex_e`) applies by keyword at every depth:
+Level Confidentiality Profile (`dcm_spark.dicom._annex_e`) applies by keyword at every depth:
 
 - X removes the column (from ``values`` and ``types``); Z keeps it, null (zero-length);
 - D puts a dummy of the column's type: "ANONYMIZED" for text, 1900-01-01 for dates,
@@ -53,9 +53,9 @@ import pyarrow as pa
 from pydicom.datadict import DicomDictionary, RepeatersDictionary, keyword_for_tag
 
 from dcm_spark import schema
-from dcm_spark._annex_e import BASIC_PROFILE
-from dcm_spark.header import Header
-from dcm_spark.vr import BULK_DATA, OTHER_ELEMENTS, Kind, element_spec
+from dcm_spark.dicom._annex_e import BASIC_PROFILE
+from dcm_spark.dicom.header import Header
+from dcm_spark.dicom.vr import BULK_DATA, OTHER_ELEMENTS, Kind, element_spec
 
 DUMMY = "ANONYMIZED"
 # LO holds 64 characters at most: a longer method text would not fit a DICOM file.

@@ -2,128 +2,73 @@
 
 Pure Python (pydicom + pyarrow), no Spark: this runs inside ``mapInArrow`` on the workers.
 
-`dcm_spark.reader` reads the element structure (tags, VRs, lengths, sequences) from the
+`dcm_spark.dicom.reader` reads the element structure (tags, VRs, lengths, sequences) from the
 bytes; the values are converted here from the raw element bytes, several times faster than
 building pydicom's datasets and value objects. pydicom supplies the dictionary and the
 character set decoding. Values longer than ``HeaderOptions.defer_size`` are not read while
 parsing (pixel data never enters memory); elements after PixelData are kept.
 
-Column names and types follow `dcm_spark.vr`; what does not fit a column goes to
+Column names and types follow `dcm_spark.dicom.vr`; what does not fit a column goes to
 ``OtherElements`` and binary values to ``_BulkData`` (where they lie in the file).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
-import re
-import signal
 import stat
 import struct
-import threading
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import private_dictionary_VR
+from pydicom.charset import decode_bytes
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.values import convert_PN
 
 from dcm_spark import schema
-from dcm_spark.errors import DcmSparkError, safe_message
-from dcm_spark.reader import MAX_NESTING, TOO_DEEP, Dataset, Element, read_file
-from dcm_spark.vr import (
+from dcm_spark.dicom.budget import FileTimeout, time_budget
+from dcm_spark.dicom.memo import MEMO_MAX_BYTES, ValueMemo
+from dcm_spark.dicom.options import HeaderOptions
+from dcm_spark.dicom.reader import MAX_NESTING, TOO_DEEP, Dataset, Element, read_file
+from dcm_spark.dicom.rows import Header, to_record_batch, union
+from dcm_spark.dicom.values import (
+    BINARY_NUMBERS,
+    CONVERTED_KINDS,
+    SPECIFIC_CHARACTER_SET,
+    VALIDATED,
+    empty,
+    encodings,
+    typed,
+)
+from dcm_spark.dicom.vr import (
     BULK_DATA,
     BULK_ELEMENT,
     NAME_GROUPS,
-    NAME_PARTS,
     OTHER_ELEMENT,
     OTHER_ELEMENTS,
     ElementSpec,
     Kind,
     element_spec,
+    implicit_vr,
     kind_of,
     repeater_id,
     repeater_type,
     tag_name,
 )
+from dcm_spark.errors import DcmSparkError, safe_message
 
 OTHER_ELEMENTS_TYPE = pa.list_(OTHER_ELEMENT)
 BULK_DATA_TYPE = pa.list_(BULK_ELEMENT)
 UNDEFINED_LENGTH = 0xFFFFFFFF
 TRUNCATED = "_Truncated"  # true on the row of a file that ends before its data set does
-SPECIFIC_CHARACTER_SET = 0x00080005
 PIXEL_REPRESENTATION = 0x00280103
 TEXT_DELIMITERS = {0x0D, 0x0A, 0x09, 0x0C}  # reset ISO 2022 escapes (PS3.5 6.1.2.5.3)
-PN_DELIMITERS = TEXT_DELIMITERS | {0x5E, 0x3D}  # and ^ =
-
-_TEXT_KINDS = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT}
-# Column kinds whose values need converting from the element's text or numbers; the others
-# (strings, binary numbers) are used as read, except IS and DS, which are validated.
-_CONVERTED_KINDS = {Kind.DATE, Kind.TIME, Kind.DATETIME, Kind.PERSON_NAME, Kind.DECIMAL}
-_VALIDATED = {"IS", "DS"}
-
-
-def _empty(kind: Kind) -> Any:
-    """An empty value among several: "" in a text column, null otherwise."""
-    return "" if kind in _TEXT_KINDS else None
-
-
-# VR -> (struct format of one number, its size): binary numbers, decoded in one unpack
-_BINARY_NUMBERS = {
-    vr: (fmt, struct.calcsize(fmt))
-    for vr, fmt in (
-        ("US", "H"), ("SS", "h"), ("UL", "I"), ("SL", "i"), ("SV", "q"), ("UV", "Q"),
-        ("AT", "H"), ("FL", "f"), ("FD", "d"),
-    )
-}  # fmt: skip
-_IS = re.compile(r"[+-]?\d+")
-_DS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?")
-_TM = re.compile(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?")
-
-
-@dataclass(frozen=True)
-class HeaderOptions:
-    """Policy for converting headers, passed explicitly to the workers.
-
-    Parameters
-    ----------
-    max_depth
-        Deepest sequence nesting kept as columns (BigQuery's limit, 15, by default);
-        deeper subtrees are kept as DICOM JSON text in ``OtherElements``.
-    defer_size
-        Values longer than this (bytes) are not read while parsing; binary ones are
-        only listed in ``_BulkData``, text ones are read on their own afterwards.
-    max_value_size
-        Text or number values longer than this (bytes) are not read at all: the column
-        is null and ``OtherElements`` says how long the value was (memory stays bounded).
-    time_budget
-        Seconds one file may take (a hung network read, a pathological file); past it
-        the file becomes a `FileError` of class ``FileTimeout``. None: no limit. Applies
-        in the main thread (Spark's Python workers; the driver, for a run it parses
-        itself), through SIGALRM.
-    """
-
-    max_depth: int = 15
-    defer_size: int = 4096
-    max_value_size: int = 1 << 20
-    time_budget: float | None = 30.0
-
-    def __post_init__(self) -> None:
-        if self.max_depth < 1:
-            raise ValueError(f"max_depth must be at least 1, not {self.max_depth}")
-        if self.defer_size < 64:
-            raise ValueError(f"defer_size must be at least 64 bytes, not {self.defer_size}")
 
 
 @dataclass(frozen=True)
@@ -135,143 +80,12 @@ class FileError:
     message: str
 
 
-@dataclass
-class Header:
-    """One file's row: values by column name, and the Arrow type of each column."""
-
-    values: dict[str, Any]
-    types: dict[str, pa.DataType]
-
-
 class _Unparsable(ValueError):
     """A value that does not fit its column's type; carries the raw text to keep."""
 
     def __init__(self, raw: list[str]) -> None:
         super().__init__("unparsable value")
         self.raw = raw
-
-
-# -- value parsing ---------------------------------------------------------------------
-
-
-def _parse_date(text: str) -> datetime.date:
-    digits = text.replace(".", "") if len(text) == 10 else text  # ACR-NEMA "YYYY.MM.DD"
-    if len(digits) != 8 or not digits.isdigit():
-        raise ValueError
-    return datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-
-
-def _parse_time(text: str) -> str:
-    match = _TM.fullmatch(text)
-    if not match:
-        raise ValueError
-    hh, mm, ss, frac = match.groups()
-    if int(hh) > 23 or int(mm or 0) > 59 or int(ss or 0) > 60:
-        raise ValueError
-    out = f"{hh}:{mm or '00'}:{ss or '00'}"
-    return f"{out}.{frac.ljust(6, '0')}" if frac else out
-
-
-def _parse_datetime(text: str) -> datetime.datetime:
-    match = _DT.fullmatch(text)
-    if not match:
-        raise ValueError
-    year, month, day, hour, minute, second, frac, offset = match.groups()
-    tz = datetime.UTC
-    if offset:
-        delta = datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:]))
-        tz = datetime.timezone(delta if offset[0] == "+" else -delta)
-    value = datetime.datetime(
-        int(year),
-        int(month or 1),
-        int(day or 1),
-        int(hour or 0),
-        int(minute or 0),
-        min(int(second or 0), 59),  # a leap second keeps its minute
-        int(frac.ljust(6, "0")) if frac else 0,
-        tzinfo=tz,
-    )
-    return value.astimezone(datetime.UTC)
-
-
-def _person_name(text: str) -> dict[str, Any]:
-    groups = text.split("=")
-    row: dict[str, Any] = {}
-    for name, group in zip(NAME_GROUPS, groups, strict=False):
-        if group:
-            parts = group.split("^")
-            row[name] = {p: (v or None) for p, v in zip(NAME_PARTS, parts, strict=False)}
-    return row
-
-
-def _typed(kind: Kind, vr: str, value: Any) -> Any:
-    """One value (text, or a number for binary VRs) in its column's type."""
-    if kind is Kind.STRING or kind is Kind.TEXT or kind is Kind.LONG_TEXT:
-        if vr == "IS" and not _IS.fullmatch(value):
-            raise ValueError
-        if vr == "DS" and not _DS.fullmatch(value):
-            raise ValueError
-        return value
-    if kind is Kind.DATE:
-        return _parse_date(value)
-    if kind is Kind.TIME:
-        return _parse_time(value)
-    if kind is Kind.DATETIME:
-        return _parse_datetime(value)
-    if kind is Kind.PERSON_NAME:
-        return _person_name(value)
-    if kind is Kind.INT or kind is Kind.TAG:
-        return int(value)
-    if kind is Kind.FLOAT:
-        return float(value)
-    if kind is Kind.DECIMAL:
-        return Decimal(int(value))
-    raise ValueError(kind)
-
-
-# -- the converter ---------------------------------------------------------------------
-
-
-class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType]]):
-    """Converted values of short public elements, keyed by tag, bytes and character set.
-
-    The files of a series repeat most of their values (Modality, Rows, PixelSpacing,
-    the study's UIDs...): converting each distinct one once makes a file about 1.5 times
-    faster to convert. Pass one memo to the files a task converts; it holds at most
-    ``limit`` entries (then starts again empty). Holds no person names (dicts).
-    """
-
-    def __init__(self, limit: int = 50_000) -> None:
-        super().__init__()
-        self.limit = limit
-        # item fields, by name and type object -> (the fields, the sequence's type)
-        self.sequence_types: dict[tuple[tuple[str, int], ...], tuple[Any, pa.DataType]] = {}
-
-    def remember(self, key: tuple[Any, ...], entry: tuple[str, Any, pa.DataType]) -> None:
-        if len(self) >= self.limit:
-            self.clear()
-        self[key] = entry
-
-    def sequence_type(self, item_types: dict[str, pa.DataType]) -> pa.DataType:
-        """Column type of a sequence whose items have these fields.
-
-        Keyed by the type objects' identity (the memo's and this method's results are
-        the same objects file after file): hashing a nested Arrow type walks its text,
-        100 us for a wide one, slower than building it. An entry keeps its types alive,
-        so their ids are not reused while it stands.
-        """
-        key = tuple((name, id(t)) for name, t in item_types.items())
-        known = self.sequence_types.get(key)
-        if known is None:
-            fields = list(item_types.items())
-            known = (fields, pa.list_(pa.struct(fields) if fields else pa.null()))
-            if len(self.sequence_types) >= self.limit:
-                self.sequence_types.clear()
-            self.sequence_types[key] = known
-        return known[1]
-
-
-_MEMO_MAX_BYTES = 64  # longer values are rarely repeated (and would make the memo big)
 
 
 @dataclass
@@ -303,7 +117,7 @@ class _File:
             data = self.read_at(elem.value_tell, elem.length) if elem.length else b""
         if not data:
             return []
-        number = _BINARY_NUMBERS.get(vr)
+        number = BINARY_NUMBERS.get(vr)
         if number is not None:
             fmt, size = number
             if len(data) % size:
@@ -337,12 +151,12 @@ class _File:
         bulk: list[dict[str, Any]] = []
         creators: dict[int, str] = {}  # (group << 8 | block) -> private creator
         if SPECIFIC_CHARACTER_SET in ds and depth > 0:
-            enc = _encodings(ds, enc)
+            enc = encodings(ds, enc)
         memo, charset = self.memo, enc[0] if len(enc) == 1 else tuple(enc)
         for elem in ds.values():
             key = None
             data = elem.value
-            if type(data) is bytes and len(data) <= _MEMO_MAX_BYTES:
+            if type(data) is bytes and len(data) <= MEMO_MAX_BYTES:
                 # A value converted before, in this file or another of the task?
                 key = (elem.tag, elem.VR, data, elem.is_little_endian, charset)
                 seen = memo.get(key)
@@ -392,7 +206,7 @@ class _File:
             kind = spec.kind  # the common case: the file says what the dictionary says
         else:
             if vr is None or vr == "UN":
-                vr = _implicit_vr(tag, spec, creators)
+                vr = implicit_vr(tag, spec, creators)
             if " or " in vr:  # ambiguous in the dictionary, the file was implicit VR
                 key = None  # the VR depends on PixelRepresentation: not the bytes alone
                 vr = "SS" if self.signed_pixels and "SS" in vr else vr.split(" or ")[0]
@@ -416,19 +230,19 @@ class _File:
         column_kind = spec.kind
         if column_kind is not kind and not _compatible(column_kind, kind):
             raise _Unparsable([_text(v) for v in raw])
-        typed = raw
-        if column_kind in _CONVERTED_KINDS or (column_kind is not kind) or vr in _VALIDATED:
+        converted = raw
+        if column_kind in CONVERTED_KINDS or (column_kind is not kind) or vr in VALIDATED:
             try:
-                typed = [
-                    _typed(column_kind, vr, v) if v != "" else _empty(column_kind) for v in raw
+                converted = [
+                    typed(column_kind, vr, v) if v != "" else empty(column_kind) for v in raw
                 ]
             except (ValueError, OverflowError, ArithmeticError):
                 raise _Unparsable([_text(v) for v in raw]) from None
         value: Any
-        if spec.multiple or len(typed) > 1:
-            value, column_type = typed, spec.list_type
+        if spec.multiple or len(converted) > 1:
+            value, column_type = converted, spec.list_type
         else:
-            value, column_type = (typed[0] if typed else None), spec.value_type
+            value, column_type = (converted[0] if converted else None), spec.value_type
         if key is not None and spec.memorable:
             self.memo.remember(
                 key, (spec.keyword, list(value) if type(value) is list else value, column_type)
@@ -481,7 +295,7 @@ class _File:
     def json(self, elem: Element, enc: list[str], creators: dict[int, str]) -> dict[str, Any]:
         """DICOM JSON (PS3.18 F.2) of a subtree kept as text; bulk data as a reference."""
         spec = element_spec(elem.tag)
-        vr = elem.VR if elem.VR not in (None, "UN") else _implicit_vr(elem.tag, spec, creators)
+        vr = elem.VR if elem.VR not in (None, "UN") else implicit_vr(elem.tag, spec, creators)
         vr = vr.split(" or ")[0]
         kind = kind_of(vr)
         if kind is Kind.SEQUENCE:
@@ -514,25 +328,6 @@ def _null_column(tag: int, values: dict[str, Any], types: dict[str, pa.DataType]
     types[spec.keyword] = pa.list_(spec.value_type) if spec.multiple else spec.value_type
 
 
-def _implicit_vr(tag: int, spec: ElementSpec | None, creators: dict[int, str]) -> str:
-    """The VR of an element whose file gives none (implicit VR) or says UN."""
-    if spec is not None:
-        return spec.vr
-    group, element = tag >> 16, tag & 0xFFFF
-    if element == 0:
-        return "UL"  # group length
-    if group & 1:
-        if 0x10 <= element <= 0xFF:
-            return "LO"  # private creator
-        creator = creators.get(group << 8 | element >> 8)
-        if creator is not None:
-            try:
-                return str(private_dictionary_VR(tag, creator))
-            except KeyError:
-                pass
-    return "UN"
-
-
 def _compatible(column: Kind, found: Kind) -> bool:
     """Whether a value of VR kind ``found`` can be read into a column of kind ``column``."""
     text = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT, Kind.DATE, Kind.TIME, Kind.DATETIME}
@@ -551,42 +346,6 @@ def _raw_text(elem: Element) -> str:
     if isinstance(value, bytes):
         return value.hex()
     return "" if value is None else str(value)
-
-
-def _encodings(ds: Dataset, default: list[str]) -> list[str]:
-    """Python codecs for a data set's SpecificCharacterSet; unknown or garbled names fall
-    back to ``default`` (the values then decode with replacement characters)."""
-    raw = ds[SPECIFIC_CHARACTER_SET].value
-    names: list[str] = []
-    if isinstance(raw, bytes):
-        names = [v.strip(" \x00") for v in raw.decode("ascii", "replace").split("\\")]
-        names = [n for n in names if n.isprintable()]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return list(convert_encodings(names or default))
-        except (ValueError, LookupError, TypeError):
-            return list(default)
-
-
-def union(rows: list[Header]) -> dict[str, pa.DataType]:
-    """Merge the column types of many rows, and conform each row's values to them."""
-    if len(rows) == 1:  # most sequences have one item: nothing to merge
-        return dict(rows[0].types)
-    merged: dict[str, pa.DataType] = {}
-    for row in rows:
-        for name, column_type in row.types.items():
-            old = merged.get(name)
-            if old is None:
-                merged[name] = column_type
-            elif old is not column_type and old != column_type:
-                merged[name] = schema.join(old, column_type)
-    for row in rows:
-        for name, column_type in row.types.items():
-            target = merged[name]
-            if target is not column_type and target != column_type:
-                row.values[name] = schema.conform(row.values[name], column_type, target)
-    return merged
 
 
 # -- files and batches -----------------------------------------------------------------
@@ -654,7 +413,7 @@ def _convert(handle: IO[bytes], options: HeaderOptions, memo: ValueMemo | None) 
     converter.deflated = parsed.deflated
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        enc = _encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
+        enc = encodings(ds, ["iso8859"]) if SPECIFIC_CHARACTER_SET in ds else ["iso8859"]
         if PIXEL_REPRESENTATION in ds:
             converter.signed_pixels = _pixel_representation(ds) == 1
         meta = converter.dataset(parsed.meta, enc, 0)
@@ -668,58 +427,6 @@ def _convert(handle: IO[bytes], options: HeaderOptions, memo: ValueMemo | None) 
     if parsed.truncated:  # the file ends early: say so, the row is not the whole header
         meta.values[TRUNCATED], meta.types[TRUNCATED] = True, pa.bool_()
     return meta
-
-
-class FileTimeout(DcmSparkError, TimeoutError):
-    """A file took longer than ``HeaderOptions.time_budget``."""
-
-
-def _on_alarm(_signum: int, _frame: Any) -> None:
-    raise FileTimeout("reading took longer than the time budget")
-
-
-def _alarms_usable() -> bool:
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-
-
-def alarms_free() -> bool:
-    """Whether time budgets may take SIGALRM here without disturbing anyone: the main
-    thread, no one else's handler, no interval timer running (a host program's timeouts)."""
-    return (
-        _alarms_usable()
-        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, _on_alarm)
-        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    )
-
-
-@contextmanager
-def file_timeouts() -> Iterator[None]:
-    """SIGALRM raises `FileTimeout` meanwhile: the handler each file's time budget needs,
-    installed once for many files (re-installing it per file cost 4% of a task)."""
-    if not _alarms_usable():
-        yield
-        return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextmanager
-def _time_budget(seconds: float | None) -> Iterator[None]:
-    if seconds is None or not _alarms_usable():
-        yield
-        return
-    installed = signal.getsignal(signal.SIGALRM) is _on_alarm
-    with nullcontext() if installed else file_timeouts():
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            yield
-        except FileTimeout:
-            raise FileTimeout(f"reading took longer than the time budget of {seconds} s") from None
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 class NotARegularFile(DcmSparkError, OSError):
@@ -749,18 +456,10 @@ def convert_file(
     label = path or str(source if isinstance(source, str | Path) else getattr(source, "name", ""))
     options = options or HeaderOptions()
     try:
-        with _time_budget(options.time_budget):
+        with time_budget(options.time_budget):
             return read_header(source, options, memo)
     except Exception as exc:
         return FileError(label, type(exc).__name__, safe_message(exc))
-
-
-def to_record_batch(rows: list[Header]) -> pa.RecordBatch:
-    """One RecordBatch with the union schema of ``rows`` (null-typed fields dropped)."""
-    merged = union(rows)
-    fields = [pa.field(n, t) for n, t in merged.items()]
-    arrow_schema = schema.drop_null_fields(pa.schema(fields))
-    return pa.RecordBatch.from_pylist([r.values for r in rows], schema=arrow_schema)
 
 
 def convert_files(
@@ -785,10 +484,8 @@ __all__ = [
     "FileError",
     "Header",
     "HeaderOptions",
-    "ValueMemo",
     "convert_file",
     "convert_files",
-    "file_timeouts",
     "read_header",
     "to_record_batch",
 ]

@@ -1,7 +1,7 @@
 """Reading a DICOM file's element structure from its bytes (PS3.5 7 and PS3.10 7).
 
 `read_file` returns the file meta and the data set as dicts of `Element`, values as raw
-bytes, sequences as lists of items. Nothing is converted here (`dcm_spark.header` does
+bytes, sequences as lists of items. Nothing is converted here (`dcm_spark.dicom.header` does
 that), which makes this several times faster than building pydicom datasets.
 
 - Values longer than ``defer_size`` are not read: their offset is kept, and the reader

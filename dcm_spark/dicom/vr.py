@@ -35,7 +35,12 @@ from enum import StrEnum
 from functools import lru_cache
 
 import pyarrow as pa
-from pydicom.datadict import DicomDictionary, RepeatersDictionary, mask_match
+from pydicom.datadict import (
+    DicomDictionary,
+    RepeatersDictionary,
+    mask_match,
+    private_dictionary_VR,
+)
 
 
 class Kind(StrEnum):
@@ -165,3 +170,22 @@ def repeater_id(tag: int) -> str:
 def repeater_type(value_type: pa.DataType) -> pa.DataType:
     """Column type of a repeating-group element (50xx, 60xx): array of struct {Id, Value}."""
     return pa.list_(pa.struct([("Id", pa.string()), ("Value", value_type)]))
+
+
+def implicit_vr(tag: int, spec: ElementSpec | None, creators: dict[int, str]) -> str:
+    """The VR of an element whose file gives none (implicit VR) or says UN."""
+    if spec is not None:
+        return spec.vr
+    group, element = tag >> 16, tag & 0xFFFF
+    if element == 0:
+        return "UL"  # group length
+    if group & 1:
+        if 0x10 <= element <= 0xFF:
+            return "LO"  # private creator
+        creator = creators.get(group << 8 | element >> 8)
+        if creator is not None:
+            try:
+                return str(private_dictionary_VR(tag, creator))
+            except KeyError:
+                pass
+    return "UN"
