@@ -14,10 +14,13 @@ TABLE ?= warehouse/dicom
 INGEST_ARGS ?=
 SQL ?= SELECT Modality, count(*) AS instances FROM dicom GROUP BY Modality ORDER BY 2 DESC
 FORMAT ?= text
+DIALECT ?= spark
+SQL_FILE ?=
+OUT ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql schema bench package clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema bench package clean
 PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # On a cluster the executors get the library (--py-files) and a packed Python
 # environment (--archives, unpacked as ./environment next to each executor).
@@ -81,8 +84,13 @@ ingest: setup $(if $(filter local%,$(MASTER)),,package) ## ingest INPUT=dir-or-u
 	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=dir-or-uri [TABLE=path]"; exit 2; }
 	$(SPARK_SUBMIT) $(CLUSTER_ARGS) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE) $(INGEST_ARGS)
 
-sql: setup ## run SQL="..." on TABLE (views dicom, dicom_errors); FORMAT=text|csv|json
-	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) "$(SQL)"
+sql: setup ## run SQL="..." (or SQL_FILE=path) on TABLE's views; DIALECT=spark|bigquery; FORMAT=text|csv|json
+	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) --dialect $(DIALECT) \
+		$(if $(SQL_FILE),--sql-file '$(SQL_FILE)',"$(SQL)")
+
+idc-index: setup ## write idc-index tables of TABLE into OUT=dir (<name>.parquet, as IDC's)
+	@test -n "$(OUT)" || { echo "usage: make idc-index TABLE=path OUT=dir"; exit 2; }
+	$(SPARK_SUBMIT) jobs/idc_index.py --table $(TABLE) --out '$(OUT)'
 
 schema: setup ## print TABLE's schema as BigQuery shows it (FORMAT=bigquery-json for JSON)
 	$(SPARK_SUBMIT) jobs/schema.py --table $(TABLE) $(if $(filter bigquery-json,$(FORMAT)),--format bigquery-json,)

@@ -11,6 +11,7 @@ from pydicom.datadict import dictionary_description, dictionary_VR, keyword_dict
 
 from dcm_spark.delta.table import exists
 from dcm_spark.dicom.vr import BULK_DATA, OTHER_ELEMENTS
+from dcm_spark.idc.view import dicom_all_view
 from dcm_spark.paths import absolute, errors_path, promotions_path
 from dcm_spark.records import META_DESCRIPTIONS, META_SCHEMA
 
@@ -19,6 +20,19 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType, StructType
 
 FORMATS = ("text", "csv", "json")
+#: The names IDC queries read the table by (``dicom_metadata``: the export before IDC's
+#: own columns; here the same view).
+IDC_VIEWS = ["dicom_all", "dicom_metadata"]
+#: Every view `register` may register.
+VIEWS = (
+    "dicom",
+    "dicom_typed",
+    *IDC_VIEWS,
+    "dicom_series",
+    "dicom_studies",
+    "dicom_errors",
+    "dicom_promotions",
+)
 DESCRIPTIONS = {
     **META_DESCRIPTIONS,
     OTHER_ELEMENTS: "private, unknown and unparsable elements as text",
@@ -35,6 +49,8 @@ def register(spark: SparkSession, path: str) -> list[str]:
     - ``dicom_series`` and ``dicom_studies``: one row per SeriesInstanceUID and per
       StudyInstanceUID, with the instance count and every scalar value that all the
       instances share (null where they differ). Views: current after every ingest;
+    - ``dicom_all`` and ``dicom_metadata``: the table laid out as IDC's ``dicom_all``
+      (`dcm_spark.idc.view`): every column an IDC query may name, null where absent;
     - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
     """
     path = absolute(path)
@@ -44,6 +60,10 @@ def register(spark: SparkSession, path: str) -> list[str]:
         df.createOrReplaceTempView("dicom")
         df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
         names += ["dicom", "dicom_typed"]
+        laid_out = dicom_all_view(spark, df)
+        for name in IDC_VIEWS:
+            laid_out.createOrReplaceTempView(name)
+        names += IDC_VIEWS
         for name, key in (
             ("dicom_series", "SeriesInstanceUID"),
             ("dicom_studies", "StudyInstanceUID"),

@@ -6,7 +6,6 @@ import datetime
 import io
 import json
 import struct
-import time
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -22,20 +21,20 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 from pydicom.valuerep import DT, TM, PersonName
 
 from dcm_spark.dicom.header import (
     FileError,
     Header,
-    HeaderOptions,
     ValueMemo,
     convert_file,
     to_record_batch,
 )
 from tests import corpus
+from tests.helpers import header_of, make_file
 
-FIXTURES = Path(__file__).parent / "fixtures"
+REFERENCE = Path(__file__).parent.parent / "dcm_spark" / "idc" / "dicom_all.schema.json"
 #: Fields whose mode differs from the reference for a reason outside this project.
 MODE_EXCEPTIONS = {
     # (0062,0009): VM 1 when the reference was exported, 1-n in pydicom 3's dictionary
@@ -92,7 +91,7 @@ def bq_type(t: pa.DataType) -> tuple[str, str]:
 
 def reference_fields() -> dict[str, tuple[str, str]]:
     """Every field path of the reference schema -> (type, mode)."""
-    schema = json.loads((FIXTURES / "idc_dicom_all.schema.json").read_text())
+    schema = json.loads(REFERENCE.read_text())
     out: dict[str, tuple[str, str]] = {}
 
     def walk(prefix: str, fields: list[dict[str, Any]]) -> None:
@@ -287,35 +286,6 @@ def test_every_element_is_in_the_row(headers: dict[Path, Header | FileError]) ->
 # -- specific behaviour ----------------------------------------------------------------
 
 
-def make_file(raw: dict[int, tuple[str, bytes]] | None = None, **elements: Any) -> bytes:
-    """A small Explicit VR Little Endian file with the given elements.
-
-    ``raw`` maps tags to (VR, bytes) written as they are, invalid or not.
-    """
-    ds = Dataset()
-    for tag, (vr, data) in (raw or {}).items():
-        ds[tag] = RawDataElement(Tag(tag), vr, len(data), data, 0, False, True)
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=["dcm-spark", *sorted(elements)])
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    out = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-def header_of(data: bytes, **options: Any) -> Header:
-    result = convert_file(io.BytesIO(data), HeaderOptions(**options))
-    assert isinstance(result, Header), result
-    return result
-
-
 def test_unparsable_values_go_to_other_elements() -> None:
     raw = {0x00080020: ("DA", b"2024130 "), 0x00200011: ("IS", b"1A")}
     row = header_of(make_file(raw, AcquisitionDate="20240131"))
@@ -434,49 +404,6 @@ def test_a_file_cut_inside_pixel_data_keeps_its_header(tmp_path: Path) -> None:
     assert row.values["SOPInstanceUID"] == full.SOPInstanceUID
     assert row.values["_Truncated"] is True
     assert "_Truncated" not in header_of(source.read_bytes()).values
-
-
-class SlowFile(io.BytesIO):
-    """A file whose reads hang (a stalled network mount)."""
-
-    def read(self, size: int | None = -1) -> bytes:
-        time.sleep(1.0)
-        return super().read(size)
-
-
-def test_a_file_that_hangs_is_stopped_by_the_time_budget() -> None:
-    data = make_file(PatientName="SMITH^JOHN")
-    slow = SlowFile(data)
-    started = time.monotonic()
-    result = convert_file(slow, HeaderOptions(time_budget=0.5))
-    assert isinstance(result, FileError)
-    assert result.error_class == "FileTimeout"
-    assert time.monotonic() - started < 5
-
-
-def test_time_budgets_under_one_handler_for_many_files(monkeypatch) -> None:
-    import signal
-
-    from dcm_spark.dicom.budget import file_timeouts
-
-    data = make_file(PatientName="SMITH^JOHN")
-    before = signal.getsignal(signal.SIGALRM)
-    installs: list[object] = []
-    real_signal = signal.signal
-    monkeypatch.setattr(signal, "signal", lambda *a: installs.append(a) or real_signal(*a))
-    with file_timeouts():
-        assert len(installs) == 1
-        slow = convert_file(SlowFile(data), HeaderOptions(time_budget=0.5))
-        fine = convert_file(io.BytesIO(data), HeaderOptions(time_budget=0.5))
-        slow_again = convert_file(SlowFile(data), HeaderOptions(time_budget=0.5))
-        assert len(installs) == 1  # the files only arm and disarm the timer
-    assert isinstance(slow, FileError) and isinstance(slow_again, FileError)
-    assert slow.error_class == slow_again.error_class == "FileTimeout"
-    assert "0.5 s" in slow.message
-    assert isinstance(fine, Header)
-    assert fine.values["PatientName"]["Alphabetic"] == {"FamilyName": "SMITH", "GivenName": "JOHN"}
-    assert signal.getsignal(signal.SIGALRM) is before
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_extreme_valid_files_stay_within_memory(tmp_path: Path) -> None:

@@ -6,19 +6,14 @@ Every expected value comes from the DICOM files read with pydicom in the test.
 from __future__ import annotations
 
 import re
-import shutil
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pydicom
-import pytest
 from pydicom.dataset import Dataset
 
-from dcm_spark.catalog import bigquery_schema, register, render, schema_tree
-from dcm_spark.ingest import IngestOptions, run
-from tests import corpus
+from dcm_spark.catalog import bigquery_schema, render, schema_tree
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -27,31 +22,6 @@ def cookbook() -> dict[str, str]:
     """The README's cookbook queries, by the name in their first comment line."""
     blocks = re.findall(r"```sql\n-- (\S+)[^\n]*\n(.*?)```", README.read_text(), re.S)
     return {name: sql.strip() for name, sql in blocks}
-
-
-@pytest.fixture(scope="module")
-def corpus_table(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Dataset]:
-    """The fixture corpus ingested once; returns each readable file's dataset by _path."""
-    root = tmp_path_factory.mktemp("query")
-    built = tmp_path_factory.mktemp("built")
-    datasets: dict[str, Dataset] = {}
-    for i, source in enumerate(corpus.all_files(built)):
-        if source.name == "emri_small_jpeg_2k_lossless_too_short.dcm":
-            continue  # pydicom reads it as empty, so nothing to check its row against here
-        target = root / "in" / f"{i:03d}" / source.name
-        target.parent.mkdir(parents=True)
-        shutil.copy(source, target)
-        if source.name in corpus.DELIBERATELY_BROKEN:
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(target, force=True)
-        # Media Storage Directory Storage (PS3.4): a DICOMDIR, recorded apart, not a row
-        if ds.file_meta.get("MediaStorageSOPClassUID") != "1.2.840.10008.1.3.10":
-            datasets[f"file:{target}"] = ds
-    run(spark, IngestOptions((str(root / "in"),), str(root / "table")), report=lambda _: None)
-    assert "dicom_typed" in register(spark, str(root / "table"))
-    return datasets
 
 
 def query(spark: Any, name: str) -> list[dict[str, Any]]:

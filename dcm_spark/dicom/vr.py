@@ -1,6 +1,6 @@
 """VR -> column type and VM -> mode: the Healthcare API's BigQuery-export rules, in one place.
 
-The reference is IDC's ``dicom_all`` schema (``tests/fixtures/idc_dicom_all.schema.json``):
+The reference is IDC's ``dicom_all`` schema (``dcm_spark/idc/dicom_all.schema.json``):
 
 ===============================================  ==========================================
 VR                                               column type

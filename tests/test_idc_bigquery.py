@@ -14,7 +14,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from dcm_spark.bigquery import UnsupportedQuery, to_spark
+from dcm_spark.idc.bigquery import UnsupportedQuery, to_spark
 
 VIEWS = {"dicom", "dicom_all", "dicom_metadata", "dicom_series", "dicom_studies", "dicom_errors"}
 

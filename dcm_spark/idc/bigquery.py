@@ -55,7 +55,7 @@ def to_spark(sql: str, *, views: Collection[str]) -> str:
     query = _resolve_tables(_script(_parse(sql)), views)
     query = _rewrite(query, (_unnest_joins, _array_subquery))
     fixes = (_unsupported, _subscript, _array_agg, _any_value, _error, _numeric)
-    query = _rewrite(query, (*fixes, _array_length, _in_unnest))
+    query = _rewrite(query, (*fixes, _array_length, _in_unnest, _round, _string_agg))
     try:
         return query.sql(
             dialect="spark", pretty=True, comments=False, unsupported_level=ErrorLevel.RAISE
@@ -387,6 +387,36 @@ def _any_value(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.AnyValue) and set(node.args) == {"this"}:
         return _fn("ANY_VALUE", node.this, exp.true())
     return node
+
+
+def _string_agg(node: exp.Expr) -> exp.Expr:
+    """``STRING_AGG(DISTINCT x, sep ORDER BY x)``: Spark 4.2's ``LISTAGG(DISTINCT ...)
+    WITHIN GROUP`` fails at run time (a ClassCastException), so
+    ``ARRAY_JOIN(SORT_ARRAY(COLLECT_SET(x), asc), sep)``, the same string (NULL for none)."""
+    if not isinstance(node, exp.GroupConcat) or not isinstance(node.this, exp.Order):
+        return node
+    distinct, order = node.this.this, node.this.expressions
+    if not isinstance(distinct, exp.Distinct) or len(distinct.expressions) != 1:
+        return node
+    value = distinct.expressions[0].unnest()  # (x) is x
+    if len(order) != 1 or order[0].this.unnest() != value:
+        return node
+    ascending = exp.false() if order[0].args.get("desc") else exp.true()
+    ordered = _fn("SORT_ARRAY", _fn("COLLECT_SET", value.copy()), ascending)
+    separator = node.args.get("separator") or exp.Literal.string(",")
+    joined = _fn("ARRAY_JOIN", ordered, separator.copy())
+    return _fn("NULLIF", joined, exp.Literal.string(""))  # BigQuery: NULL for no values
+
+
+def _round(node: exp.Expr) -> exp.Expr:
+    """``ROUND(x, d)`` with ``d`` computed per row: Spark's scale must be a constant, so
+    ``ROUND(x * POWER(10, d)) / POWER(10, d)`` (a double, as BigQuery's FLOAT64 result)."""
+    decimals = node.args.get("decimals") if isinstance(node, exp.Round) else None
+    if decimals is None or isinstance(decimals, exp.Literal) or not decimals.find(exp.Column):
+        return node
+    scale = _fn("POWER", exp.Literal.number(10), decimals.copy())
+    scaled = exp.Mul(this=exp.Paren(this=node.this.copy()), expression=scale.copy())
+    return exp.Div(this=_fn("ROUND", scaled), expression=scale)
 
 
 def _error(node: exp.Expr) -> exp.Expr:
