@@ -40,7 +40,7 @@ DESCRIPTIONS = {
 }
 
 
-def register(spark: SparkSession, path: str) -> list[str]:
+def register(spark: SparkSession, path: str, *, idc: bool = True) -> list[str]:
     """Register the table and its views for Spark SQL; return the names registered.
 
     - ``dicom``: the table, one row per instance;
@@ -50,7 +50,8 @@ def register(spark: SparkSession, path: str) -> list[str]:
       StudyInstanceUID, with the instance count and every scalar value that all the
       instances share (null where they differ). Views: current after every ingest;
     - ``dicom_all`` and ``dicom_metadata``: the table laid out as IDC's ``dicom_all``
-      (`dcm_spark.idc.view`): every column an IDC query may name, null where absent;
+      (`dcm_spark.idc.view`): every column an IDC query may name, null where absent
+      (``idc=False`` leaves them out: laying out ~4,000 columns takes seconds);
     - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
     """
     path = absolute(path)
@@ -60,10 +61,11 @@ def register(spark: SparkSession, path: str) -> list[str]:
         df.createOrReplaceTempView("dicom")
         df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
         names += ["dicom", "dicom_typed"]
-        laid_out = dicom_all_view(spark, df)
-        for name in IDC_VIEWS:
-            laid_out.createOrReplaceTempView(name)
-        names += IDC_VIEWS
+        if idc:
+            laid_out = dicom_all_view(spark, df)
+            for name in IDC_VIEWS:
+                laid_out.createOrReplaceTempView(name)
+            names += IDC_VIEWS
         for name, key in (
             ("dicom_series", "SeriesInstanceUID"),
             ("dicom_studies", "StudyInstanceUID"),

@@ -19,7 +19,7 @@ use_installed_pyspark()  # before pyspark is first imported
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 
-from dcm_spark.catalog import FORMATS, VIEWS, register, render
+from dcm_spark.catalog import FORMATS, IDC_VIEWS, VIEWS, register, render
 from dcm_spark.errors import DcmSparkError
 from dcm_spark.idc.bigquery import to_spark
 from dcm_spark.session import job_session
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spark = job_session("dcm-spark query")
     try:
-        if not register(spark, args.table):
+        idc = args.dialect == "bigquery" or any(v in query.lower() for v in IDC_VIEWS)
+        if not register(spark, args.table, idc=idc):
             print(f"query: no Delta table at {args.table}", file=sys.stderr)
             return 2
         print(render(spark.sql(query), args.format, args.limit))
