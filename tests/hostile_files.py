@@ -28,10 +28,10 @@ from tests.mutations import (
     TEXT_VALUE,
     UNDEFINED,
     Case,
-    _rng,
     _text,
     load_source,
 )
+from tests.source_mutations import _rng
 
 # -- files made from scratch -----------------------------------------------------------
 
