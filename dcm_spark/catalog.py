@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import dictionary_description, dictionary_VR, keyword_dict
@@ -40,7 +41,7 @@ DESCRIPTIONS = {
 }
 
 
-def register(spark: SparkSession, path: str, *, idc: bool = True) -> list[str]:
+def register(spark: SparkSession, path: str, *, idc: bool | Collection[str] = True) -> list[str]:
     """Register the table and its views for Spark SQL; return the names registered.
 
     - ``dicom``: the table, one row per instance;
@@ -51,7 +52,9 @@ def register(spark: SparkSession, path: str, *, idc: bool = True) -> list[str]:
       instances share (null where they differ). Views: current after every ingest;
     - ``dicom_all`` and ``dicom_metadata``: the table laid out as IDC's ``dicom_all``
       (`dcm_spark.idc.view`): every column an IDC query may name, null where absent
-      (``idc=False`` leaves them out: laying out ~4,000 columns takes seconds);
+      (``idc=False`` leaves them out: laying out ~4,000 columns takes seconds; ``idc`` a
+      set of lower case names: only those of the layout's columns, see
+      `dcm_spark.idc.view.columns_read`);
     - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
     """
     path = absolute(path)
@@ -61,8 +64,8 @@ def register(spark: SparkSession, path: str, *, idc: bool = True) -> list[str]:
         df.createOrReplaceTempView("dicom")
         df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
         names += ["dicom", "dicom_typed"]
-        if idc:
-            laid_out = dicom_all_view(spark, df)
+        if idc is not False:
+            laid_out = dicom_all_view(spark, df, columns=None if idc is True else idc)
             for name in IDC_VIEWS:
                 laid_out.createOrReplaceTempView(name)
             names += IDC_VIEWS

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spark = job_session("dcm-spark idc-index")
     try:
-        if "dicom_all" not in register(spark, args.table):
+        if "dicom" not in register(spark, args.table, idc=False):  # each index lays out its own
             print(f"idc_index: no Delta table at {args.table}", file=sys.stderr)
             return 2
         failed = 0

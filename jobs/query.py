@@ -22,6 +22,7 @@ from pyspark.errors import PySparkException
 from dcm_spark.catalog import FORMATS, IDC_VIEWS, VIEWS, register, render
 from dcm_spark.errors import DcmSparkError
 from dcm_spark.idc.bigquery import to_spark
+from dcm_spark.idc.view import columns_read
 from dcm_spark.session import job_session
 
 
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spark = job_session("dcm-spark query")
     try:
-        idc = args.dialect == "bigquery" or any(v in query.lower() for v in IDC_VIEWS)
+        idc: bool | frozenset[str] = False
+        if args.dialect == "bigquery" or any(v in query.lower() for v in IDC_VIEWS):
+            idc = columns_read(query) or True  # only the columns it reads: see columns_read
         if not register(spark, args.table, idc=idc):
             print(f"query: no Delta table at {args.table}", file=sys.stderr)
             return 2

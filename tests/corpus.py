@@ -13,8 +13,9 @@ Two sources, nothing downloaded:
 * Objects built with highdicom from pydicom's ``CT_small.dcm`` and ``MR_small.dcm``
   (`build_highdicom_objects`): a TID 1500 Comprehensive 3D SR, a hand-built SR whose
   ContentSequence nests 20 levels deep, a binary Segmentation, a Key Object Selection
-  document and a float ParametricMap. UIDs come from a fixed entropy source and dates are
-  fixed, so two builds are byte-identical.
+  document, a float ParametricMap, and a VL Whole Slide Microscopy header (CT_small's
+  pixels, highdicom's specimen description: staining, fixative, embedding medium). UIDs
+  come from a fixed entropy source and dates are fixed, so two builds are byte-identical.
 """
 
 from __future__ import annotations
@@ -162,8 +163,63 @@ def _deep_sr(ct: Dataset, levels: int) -> Dataset:
     return ds
 
 
+def _slide(ct: Dataset) -> Dataset:
+    """A VL Whole Slide Microscopy image header on CT_small's pixels: a specimen prepared
+    (formalin, paraffin, H&E) from colon, one brightfield optical path at 20x."""
+    import highdicom as hd
+
+    ds = Dataset()
+    ds.update(ct)
+    ds.file_meta = FileMetaDataset(ct.file_meta)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image
+    ds.SOPInstanceUID = uid("sm", "sop")
+    ds.SeriesInstanceUID = uid("sm", "series")
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality = "SM"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    ds.ContainerIdentifier = "SLIDE-1"
+    ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = 2048, 1024
+    steps = [
+        hd.SpecimenPreparationStep(
+            "S1",
+            processing_procedure=hd.SpecimenProcessing(codes.SCT.SpecimenProcessing),
+            fixative=codes.SCT.Formalin,
+            embedding_medium=codes.SCT.ParaffinWax,
+        ),
+        hd.SpecimenPreparationStep(
+            "S1",
+            processing_procedure=hd.SpecimenStaining(
+                [codes.SCT.HematoxylinStain, codes.SCT.WaterSolubleEosinStain]
+            ),
+        ),
+    ]
+    ds.SpecimenDescriptionSequence = [
+        hd.SpecimenDescription(
+            "S1",
+            uid("sm", "specimen"),
+            specimen_preparation_steps=steps,
+            primary_anatomic_structures=[codes.SCT.Colon],
+        )
+    ]
+    path = Dataset()
+    path.OpticalPathIdentifier = "1"
+    path.ObjectiveLensPower = "20"  # as scanners write it; "20.0" is no INT64 to BigQuery
+    path.IlluminationTypeCodeSequence = [
+        hd.sr.CodedConcept.from_code(codes.DCM.BrightfieldIllumination)
+    ]
+    ds.OpticalPathSequence = [path]
+    measures = Dataset()
+    measures.PixelSpacing = [0.00025, 0.00025]
+    measures.SliceThickness = 0.004
+    shared = Dataset()
+    shared.PixelMeasuresSequence = [measures]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    return ds
+
+
 def build_highdicom_objects(out_dir: pathlib.Path) -> dict[str, pathlib.Path]:
-    """Build sr, sr_deep, seg, kos and pmap into `out_dir`; return name -> path."""
+    """Build sr, sr_deep, seg, kos, pmap and sm into `out_dir`; return name -> path."""
     import highdicom as hd
 
     ct = pydicom.dcmread(testdata_file("CT_small.dcm"))
@@ -263,7 +319,7 @@ def build_highdicom_objects(out_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     )
 
     deep = _deep_sr(ct, DEEP_SR_LEVELS)
-    built = {"sr": sr, "sr_deep": deep, "seg": seg, "kos": kos, "pmap": pmap}
+    built = {"sr": sr, "sr_deep": deep, "seg": seg, "kos": kos, "pmap": pmap, "sm": _slide(ct)}
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, pathlib.Path] = {}
     for name, ds in built.items():

@@ -22,6 +22,7 @@ EXPECTED_SOP_CLASSES = {
     "seg": "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
     "kos": "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection Document Storage
     "pmap": "1.2.840.10008.5.1.4.1.1.30",  # Parametric Map Storage
+    "sm": "1.2.840.10008.5.1.4.1.1.77.1.6",  # VL Whole Slide Microscopy Image Storage
 }
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 

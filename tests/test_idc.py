@@ -170,7 +170,8 @@ def test_every_index_that_reads_dicom_all_is_written_as_the_package_types_it(ind
 
     expected = {"idc_index", "ct_index", "mr_index", "pt_index", "seg_index", "rtstruct_index"}
     expected |= {"contrast_index", "volume_geometry_index", "ann_index", "ann_group_index"}
-    assert expected <= set(indexes)
+    expected |= {"sm_index", "sm_instance_index"}
+    assert set(index.local_indexes()) == expected == set(indexes)
     for name, path in indexes.items():
         columns = [c["name"] for c in INDEX_METADATA[name]["schema"]["columns"]]
         described = duckdb.sql(f"DESCRIBE SELECT * FROM '{path}'").fetchall()
@@ -237,6 +238,63 @@ def test_rtstruct_index_counts_rois(indexes, corpus_table) -> None:
     assert rt and set(got) == set(rt)
     for uid, datasets in rt.items():
         assert got[uid] == len({r.ROINumber for ds in datasets for r in ds.StructureSetROISequence})
+
+
+# SNOMED CT concept names of a specimen preparation step's items (PS3.16 TID 8001)
+USING_SUBSTANCE, FIXATIVE, EMBEDDING = (
+    ("SCT", "424361007"),
+    ("SCT", "430864009"),
+    ("SCT", "430863003"),
+)
+
+
+def _preparation(ds: Dataset, concept: tuple[str, str]) -> list[str]:
+    """CodeMeaning of each item of the specimen's preparation steps named `concept`."""
+    return sorted(
+        item.ConceptCodeSequence[0].CodeMeaning
+        for step in ds.SpecimenDescriptionSequence[0].SpecimenPreparationSequence
+        for item in step.SpecimenPreparationStepContentItemSequence
+        if (
+            item.ConceptNameCodeSequence[0].CodingSchemeDesignator,
+            item.ConceptNameCodeSequence[0].CodeValue,
+        )
+        == concept
+        and "ConceptCodeSequence" in item
+    )
+
+
+def test_sm_indexes_describe_the_slide_s_specimen_and_optics(indexes, corpus_table) -> None:
+    (slide,) = [ds for ds in corpus_table.values() if ds.get("Modality") == "SM"]
+    instance = duckdb.sql(
+        "SELECT SOPInstanceUID, staining_usingSubstance_CodeMeaning, tissueFixative_CodeMeaning,"
+        " embeddingMedium_CodeMeaning, PixelSpacing_0, TotalPixelMatrixColumns"
+        f" FROM '{indexes['sm_instance_index']}'"
+    ).fetchall()
+    spacing = slide.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing[0]
+    assert instance == [
+        (
+            slide.SOPInstanceUID,
+            _preparation(slide, USING_SUBSTANCE),
+            _preparation(slide, FIXATIVE),
+            _preparation(slide, EMBEDDING),
+            pytest.approx(float(spacing)),
+            slide.TotalPixelMatrixColumns,
+        )
+    ]
+    series = duckdb.sql(
+        "SELECT SeriesInstanceUID, ObjectiveLensPower, primaryAnatomicStructure_CodeMeaning,"
+        f" illuminationType_CodeMeaning FROM '{indexes['sm_index']}'"
+    ).fetchall()
+    path = slide.OpticalPathSequence[0]
+    site = slide.SpecimenDescriptionSequence[0].PrimaryAnatomicStructureSequence[0]
+    assert series == [
+        (
+            slide.SeriesInstanceUID,
+            int(str(path.ObjectiveLensPower)),  # SAFE_CAST(DS AS INT): integer strings only
+            site.CodeMeaning,
+            path.IlluminationTypeCodeSequence[0].CodeMeaning,
+        )
+    ]
 
 
 # -- BigQuery SQL through the query job ----------------------------------------------------

@@ -372,3 +372,21 @@ def test_idc_contrast_index_runs(bq: Any) -> None:
     bq.createDataFrame(rows, schema).createOrReplaceTempView("dicom_all")
     result = run(bq, idc_index_data.INDEX_METADATA["contrast_index"]["sql"])
     assert result == [("A", ["Isovue", "Omnipaque"], ["Iohexol", "Iopamidol"], ["IV"])]
+
+
+@pytest.mark.parametrize(
+    ("sql", "read"),
+    [
+        ("SELECT Modality, count(*) FROM dicom_all GROUP BY 1", {"modality", "dicom_all"}),
+        (
+            "SELECT s.CodeValue FROM dicom_all LATERAL VIEW explode(AnatomicRegionSequence) t AS s",
+            {"codevalue", "dicom_all", "anatomicregionsequence", "t", "s"},
+        ),
+        ("SELECT * FROM dicom_all", None),
+        ("SELECT d.* FROM dicom_all AS d", None),
+    ],
+)
+def test_a_view_of_the_columns_a_query_names(sql: str, read: set[str] | None) -> None:
+    from dcm_spark.idc.view import columns_read
+
+    assert columns_read(sql) == (None if read is None else frozenset(read))

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
 
 from dcm_spark.idc.bigquery import UnsupportedQuery, to_spark
 from dcm_spark.idc.layout import BIGQUERY_TYPES
+from dcm_spark.idc.view import columns_read, dicom_all_view
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -62,7 +65,7 @@ SELECT
   CAST(any_value(SeriesNumber, true) AS STRING) AS SeriesNumber,
   count(*) AS instanceCount,
   sum(_size) / 1000000.0 AS series_size_MB
-FROM dicom_all
+FROM {source}
 WHERE SeriesInstanceUID IS NOT NULL
 GROUP BY SeriesInstanceUID
 """
@@ -101,16 +104,28 @@ def local_indexes() -> list[str]:
 
 
 def index_frame(spark: SparkSession, name: str) -> DataFrame:
-    """The index ``name`` of the registered ``dicom_all`` view, as a Spark DataFrame."""
+    """The index ``name`` of the registered ``dicom`` view, as a Spark DataFrame. The query
+    reads its own ``dicom_all`` view of only the columns it names (`columns_read`)."""
+    own = f"_dicom_all_for_{name}"
     if name == "idc_index":
-        return _idc_index(spark)
-    return spark.sql(to_spark(_metadata()[name]["sql"], views=SOURCES))
+        sql = _IDC_INDEX_SQL.format(source=own)
+    else:
+        tree = sqlglot.parse_one(to_spark(_metadata()[name]["sql"], views=SOURCES), read="spark")
+        for table in tree.find_all(exp.Table):
+            if table.name in SOURCES and not table.db:
+                table.set("this", exp.to_identifier(own))
+        sql = tree.sql("spark")
+    laid_out = dicom_all_view(spark, spark.table("dicom"), columns=columns_read(sql))
+    laid_out.createOrReplaceTempView(own)
+    frame = spark.sql(sql)
+    return _with_idc_columns(spark, frame) if name == "idc_index" else frame
 
 
-def _idc_index(spark: SparkSession) -> DataFrame:
+def _with_idc_columns(spark: SparkSession, local: DataFrame) -> DataFrame:
+    """``idc_index``'s local rows with SOP class and transfer syntax names, and IDC's own
+    columns for the series IDC has."""
     from pydicom.uid import UID_dictionary
 
-    local = spark.sql(_IDC_INDEX_SQL)
     names = spark.createDataFrame(
         [(uid, entry[0]) for uid, entry in UID_dictionary.items()], "uid string, name string"
     )

@@ -84,26 +84,51 @@ def _keyword_type(keyword: str, items: Tree) -> pa.DataType | None:
     return repeater_type(column) if spec.repeater else column
 
 
-#: How deep the module tables' fields go into sequences: a top-level sequence's items and
-#: their sequences' items. Deeper, the code macros' recursion (every code item's
-#: EquivalentCodeSequence, ...) multiplies the layout to tens of thousands of fields, whose
-#: types alone made Spark's analysis of IDC's index queries run out of memory.
+#: How many sequence levels deep the module tables' fields go in the whole layout: a
+#: top-level sequence's items and their sequences' items. `dicom_all` (``deep=True``, for a
+#: view of a few columns) goes every level, where a code item below this depth keeps only
+#: its Basic Coded Entry Attributes (PS3.3 Table 8.8-1): IDC's ``sm_index`` reads
+#: SpecimenDescriptionSequence > SpecimenPreparationSequence >
+#: SpecimenPreparationStepContentItemSequence > ConceptCodeSequence > CodeValue.
+#: The whole layout deep is ~34,000 fields (~21,000 at this depth): registering a view of
+#: it took 3-4 s more and a query on it 1.7x as long; every level in full (the code
+#: macro's Enhanced Encoding Mode attributes in every code item, each with its own
+#: EquivalentCodeSequence) is over 40,000 fields, whose types alone made Spark's analysis
+#: of IDC's index queries run out of memory.
 MODULE_DEPTH = 2
+ENHANCED_ENCODING = frozenset(
+    {
+        "ContextIdentifier",
+        "ContextUID",
+        "MappingResource",
+        "MappingResourceUID",
+        "MappingResourceName",
+        "ContextGroupVersion",
+        "ContextGroupExtensionFlag",
+        "ContextGroupLocalVersion",
+        "ContextGroupExtensionCreatorUID",
+        "EquivalentCodeSequence",
+    }
+)
 
 
-def module_tree(depth: int = MODULE_DEPTH) -> Tree:
-    """What the standard's modules put in each sequence, ``depth`` sequence levels deep,
-    merged over every module, from highdicom's tables (the one place that reads
-    highdicom's private module map)."""
+def module_tree(deep: bool = False) -> Tree:
+    """What the standard's modules put in each sequence, merged over every module, from
+    highdicom's tables (the one place that reads highdicom's private module map):
+    `MODULE_DEPTH` sequence levels deep, or every level (``deep``) without
+    `ENHANCED_ENCODING` below that depth."""
     from highdicom._standard_utils import get_module_attribute_map
 
     tree: Tree = {}
     for attributes in get_module_attribute_map().values():
         for attribute in attributes:
-            if len(attribute["path"]) > depth:
+            steps = (*attribute["path"], attribute["keyword"])
+            if len(steps) > MODULE_DEPTH + 1 and (
+                not deep or ENHANCED_ENCODING.intersection(steps[MODULE_DEPTH + 1 :])
+            ):
                 continue
             node = tree
-            for step in (*attribute["path"], attribute["keyword"]):
+            for step in steps:
                 node = node.setdefault(step, {})
     return tree
 
@@ -125,11 +150,12 @@ def _merge(into: pa.DataType, extra: Tree) -> pa.DataType:
     return pa.list_(struct) if pa.types.is_list(into) else struct
 
 
-@lru_cache(maxsize=1)
-def dicom_all() -> pa.Schema:
-    """The reference layout of the `dicom_all` view (see the module's doc)."""
+@lru_cache(maxsize=2)
+def dicom_all(deep: bool = False) -> pa.Schema:
+    """The reference layout of the `dicom_all` view (see the module's doc), its sequences
+    `MODULE_DEPTH` levels deep or every level (``deep``, see `module_tree`)."""
     reference = json.loads(REFERENCE.read_text())["schema"]["fields"]
-    modules = module_tree()
+    modules = module_tree(deep)
     columns = {f["name"]: _merge(_bigquery_type(f), modules.get(f["name"], {})) for f in reference}
     keywords = [e[4] for _, e in sorted(DicomDictionary.items())] + sorted(_REPEATER_TAGS)
     for keyword in keywords:

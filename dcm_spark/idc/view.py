@@ -5,15 +5,23 @@ table's own values and types win where it has them (its data forced a promotion)
 the table has beyond the layout follow. Column projections only, so Spark still prunes
 the columns a query does not read. The projection is one SQL text handed to Spark in one
 call: built as Column objects through py4j, thousands of columns took seconds.
+
+A query that names its columns can have a view of just those (`columns_read`), laid out
+every sequence level deep: Spark analyses every field of a view each time a query reads it;
+the whole layout that deep (~34,000 fields) made every query slower, and IDC's
+``sm_index``, which reads ``dicom_all`` twice, filled a 2 GB driver heap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import sqlglot
 from pyspark.sql.pandas.types import from_arrow_type
 from pyspark.sql.types import ArrayType, DataType, StructType
+from sqlglot import exp
 
 from dcm_spark.idc.layout import dicom_all
 
@@ -58,26 +66,49 @@ def _struct(value: str, have: StructType, want: StructType, depth: int) -> str:
     return f"named_struct({', '.join(parts)})"
 
 
-@lru_cache(maxsize=1)
-def _layout_types() -> tuple[tuple[str, DataType], ...]:
-    return tuple((f.name, from_arrow_type(f.type)) for f in dicom_all())
+@lru_cache(maxsize=2)
+def _layout_types(deep: bool) -> tuple[tuple[str, DataType], ...]:
+    return tuple((f.name, from_arrow_type(f.type)) for f in dicom_all(deep))
 
 
-def dicom_all_sql(table: StructType, source: str) -> str:
-    """The SQL that lays out the view ``source`` (of schema ``table``) as `dicom_all`."""
+def columns_read(spark_sql: str) -> frozenset[str] | None:
+    """The names (lower case) a Spark SQL query may read a column by; None when it may
+    read every column (a ``*`` other than ``count(*)``). Every identifier counts: an alias
+    or a CTE name that is also a column name costs one column more, never one too few."""
+    tree = sqlglot.parse_one(spark_sql, read="spark")
+    if any(not isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
+        return None
+    return frozenset(i.name.lower() for i in tree.find_all(exp.Identifier))
+
+
+def dicom_all_sql(table: StructType, source: str, columns: Collection[str] | None = None) -> str:
+    """The SQL that lays out the view ``source`` (of schema ``table``) as `dicom_all`; only
+    the layout's ``columns`` (lower case names) if given, with every column of the table,
+    and then with every sequence level of the layout (`dcm_spark.idc.layout.module_tree`)."""
     own = {f.name: f.dataType for f in table.fields}
-    columns = []
-    for name, want in _layout_types():
+    columns_out = []
+    layout = _layout_types(deep=columns is not None)
+    for name, want in layout:
+        if columns is not None and name.lower() not in columns:
+            if name in own:  # not read: as the table has it
+                columns_out.append(_quoted(name))
+            continue
         if name in own:
             value = _laid_out(_quoted(name), own[name], want, 0)
         else:
             value = f"CAST(NULL AS {want.simpleString()})"
-        columns.append(f"{value} AS {_quoted(name)}")
-    reference = {name for name, _ in _layout_types()}
-    columns += [_quoted(n) for n in own if n not in reference]
-    return f"SELECT {', '.join(columns)} FROM {_quoted(source)}"
+        columns_out.append(f"{value} AS {_quoted(name)}")
+    reference = {name for name, _ in layout}
+    columns_out += [_quoted(n) for n in own if n not in reference]
+    return f"SELECT {', '.join(columns_out)} FROM {_quoted(source)}"
 
 
-def dicom_all_view(spark: SparkSession, table: DataFrame, source: str = "dicom") -> DataFrame:
-    """``table``, registered as the view ``source``, laid out as `dicom_all`."""
-    return spark.sql(dicom_all_sql(table.schema, source))
+def dicom_all_view(
+    spark: SparkSession,
+    table: DataFrame,
+    source: str = "dicom",
+    columns: Collection[str] | None = None,
+) -> DataFrame:
+    """``table``, registered as the view ``source``, laid out as `dicom_all` (only the
+    layout's ``columns``, lower case, if given: see `columns_read`)."""
+    return spark.sql(dicom_all_sql(table.schema, source, columns))
