@@ -50,7 +50,7 @@ from dcm_spark.dicom.deidentify import Policy
 from dcm_spark.dicom.options import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.paths import absolute, errors_path, local_path, promotions_path
-from dcm_spark.records import META_SCHEMA, DataFile, FailedFile
+from dcm_spark.records import META_SCHEMA, DataFile, FailedFile, listed_path_sql
 from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ class IngestOptions:
     Parameters
     ----------
     inputs
-        Directories or files, local paths or Hadoop filesystem URIs.
+        Directories or files (local paths, ``s3://``/``gs://`` or Hadoop filesystem URIs;
+        archives among them are read member by member), or DICOMweb servers
+        (``dicomweb+http://host:port/dicom-web``); see `dcm_spark.sources`.
     table
         Location of the Delta table of instances.
     errors_table
@@ -99,6 +101,8 @@ class IngestOptions:
         A run of a local master with at most this many local files to parse converts
         them in the driver's own Python process instead of a Spark job (see
         `DRIVER_PARSE_LIMIT`); 0 always uses Spark.
+    anonymous
+        Read object storage without credentials (public buckets, such as IDC's).
     """
 
     inputs: tuple[str, ...]
@@ -109,6 +113,7 @@ class IngestOptions:
     privacy: Policy | None = None
     files_per_task: int = 2000
     driver_parse_limit: int = DRIVER_PARSE_LIMIT
+    anonymous: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -276,7 +281,7 @@ def run(
 
     with lock(spark, target, run_id):
         t = time.perf_counter()
-        found = listing.list_files(spark, options.inputs)
+        found = listing.list_files(spark, options.inputs, anonymous=options.anonymous)
         summary.listed = found.num_rows
         stage("listed", summary.listed, t)
 
@@ -300,6 +305,7 @@ def run(
                 ingested_at=ingested_at,
                 options=options.header,
                 privacy=options.privacy,
+                anonymous=options.anonymous,
             )
             # The table's state is read while the files are parsed (delta-rs for a local
             # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds
@@ -412,7 +418,8 @@ def _rewrite_rows(
         if changed:
             from pyspark.sql import functions as F
 
-            old_rows = old_rows.where(~F.col("_path").isin(changed))
+            listed = F.expr(listed_path_sql())  # an archive's members go with it
+            old_rows = old_rows.where(~listed.isin(changed))
         carried = old_rows.mapInArrow(lambda it: cast_partition(it, merged), merged_type)
         write(carried.unionByName(new_rows), target, schema=merged, rewrite=True)
         log = sidetables.record_promotions(spark, promotions_path(target), promoted, run_id)

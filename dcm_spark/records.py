@@ -20,7 +20,7 @@ UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 #: The meta columns of every row of the table: (name, Arrow type, description).
 META_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
-    ("_path", pa.string(), "the file, as listed"),
+    ("_path", pa.string(), "the file, as listed (an archive's member: archive!/member)"),
     ("_size", pa.int64(), "file size in bytes"),
     ("_mtime", UTC_MICROS, "file modification time"),
     ("_ingested_at", UTC_MICROS, "when the run that wrote this row started"),
@@ -29,6 +29,33 @@ META_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
 META_SCHEMA = pa.schema([(name, kind) for name, kind, _ in META_COLUMNS])
 META_DESCRIPTIONS = {name: text for name, _, text in META_COLUMNS}
 #: The meta columns that say which version of which file a row came from.
+#: What joins an archive's path and a member's name in ``_path``.
+MEMBER_SEPARATOR = "!/"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+#: A member's ``_path``; group 1 is its archive's (RE2 and Java both read it).
+MEMBER_PATH = (
+    r"(?is)^(.*?\.(?:"
+    + "|".join(x[1:].replace(".", r"\.") for x in ARCHIVE_SUFFIXES)
+    + r"))"
+    + MEMBER_SEPARATOR
+    + ".*$"
+)
+
+
+def listed_paths(paths: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The listed entry each ``_path`` comes from: the archive of a member, else itself.
+    (An archive is listed, and keyed, as one file.)"""
+    import pyarrow.compute as pc
+
+    return pc.replace_substring_regex(paths, pattern=MEMBER_PATH, replacement=r"\1")
+
+
+def listed_path_sql(column: str = "_path") -> str:
+    """`listed_paths` in Spark SQL."""
+    pattern = MEMBER_PATH.replace("\\", "\\\\")
+    return f"regexp_replace({column}, '{pattern}', '$1')"
+
+
 FILE_KEY_SCHEMA = pa.schema([META_SCHEMA.field(n) for n in ("_path", "_size", "_mtime")])
 
 _ARROW_TYPES: dict[Any, pa.DataType] = {

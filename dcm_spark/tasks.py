@@ -10,62 +10,20 @@ from __future__ import annotations
 
 import datetime
 import gc
-import os
-import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 
-from dcm_spark import schema
+from dcm_spark import schema, sources
 from dcm_spark.delta.datafiles import read_data_file, write_data_file
 from dcm_spark.dicom.budget import file_timeouts
 from dcm_spark.dicom.deidentify import Policy, apply
-from dcm_spark.dicom.header import (
-    FileError,
-    Header,
-    HeaderOptions,
-    NotARegularFile,
-    convert_file,
-    to_record_batch,
-)
+from dcm_spark.dicom.header import FileError, Header, HeaderOptions, to_record_batch
 from dcm_spark.dicom.memo import ValueMemo
-from dcm_spark.errors import safe_message
-from dcm_spark.paths import filesystem, local_path
 from dcm_spark.records import META_SCHEMA, FailedFile, to_batch
-
-DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-
-
-def _open(uri: str) -> IO[bytes]:
-    path = local_path(uri)
-    if path is not None:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the task
-            raise NotARegularFile("not a regular file")
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller
-    fs, path = filesystem(uri)
-    return fs.open_input_file(path)
-
-
-def _convert(uri: str, options: HeaderOptions, memo: ValueMemo) -> Header | FileError:
-    try:
-        handle = _open(uri)
-    except Exception as exc:
-        return convert_file_error(uri, exc)
-    with handle:
-        result = convert_file(handle, options, path=uri, memo=memo)
-    if isinstance(result, Header) and result.values.get("MediaStorageSOPClassUID") == (
-        DICOMDIR_CLASS
-    ):
-        return FileError(uri, "DICOMDIR", "a media storage directory, not an instance")
-    return result
-
-
-def convert_file_error(uri: str, exc: BaseException) -> FileError:
-    """The `FileError` of a file that could not even be opened."""
-    return FileError(uri, type(exc).__name__, safe_message(exc))
 
 
 def parse_partition(
@@ -75,9 +33,11 @@ def parse_partition(
     ingested_at: datetime.datetime,
     options: HeaderOptions,
     privacy: Policy | None = None,
+    anonymous: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: (_path, _size, _mtime) -> a `FailedFile` per file that gave no
-    row and one `DataFile` (`dcm_spark.records.PARSED_SCHEMA`).
+    row and one `DataFile` (`dcm_spark.records.PARSED_SCHEMA`). An archive's members are
+    files of their own (`dcm_spark.sources.read`), with the archive's size and mtime.
 
     The task's rows are converted into one batch, in the task's own schema, and written
     as one Parquet file into the table's directory (``root``); the driver adds it to the
@@ -90,15 +50,18 @@ def parse_partition(
     with _cycle_collector_paused(), file_timeouts():
         for batch in batches:
             errors: list[FailedFile] = []
-            for f in batch.to_pylist():
-                result = _convert(f["_path"], options, memo)
-                if isinstance(result, FileError):
-                    errors.append(
-                        FailedFile(**f, error_class=result.error_class, message=result.message)
-                    )
-                else:
-                    rows.append(result if privacy is None else apply(result, privacy))
-                    meta.append(f)
+            for listed in batch.to_pylist():
+                for path, result in sources.read(
+                    listed["_path"], options, memo, anonymous=anonymous
+                ):
+                    f = {**listed, "_path": path}
+                    if isinstance(result, FileError):
+                        errors.append(
+                            FailedFile(**f, error_class=result.error_class, message=result.message)
+                        )
+                    else:
+                        rows.append(result if privacy is None else apply(result, privacy))
+                        meta.append(f)
             if errors:
                 yield to_batch(errors)
         if rows:

@@ -36,8 +36,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         required=True,
         metavar="DIR_OR_URI",
-        help="directory or file to ingest, recursively; local path or Hadoop URI "
+        help="directory or file to ingest, recursively: a local path, s3://bucket/prefix, "
+        "gs://..., a Hadoop URI, or a DICOMweb server dicomweb+http://host:port/dicom-web"
+        "[?StudyDate=...]; .zip/.tar/.tar.gz/.tgz files are read member by member "
         "(repeat for several)",
+    )
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="read s3:// and gs:// without credentials (public buckets such as IDC's)",
     )
     parser.add_argument("--table", required=True, help="location of the Delta table")
     parser.add_argument(
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             files_per_task=args.files_per_task,
             driver_parse_limit=args.driver_parse_limit,
             privacy=privacy,
+            anonymous=args.anonymous,
         )
     except (ValueError, OSError) as exc:
         print(f"ingest: {exc}", file=sys.stderr)

@@ -25,6 +25,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from dcm_spark.dicom.header import Header, HeaderOptions, convert_file
 from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, Summary, run
 from dcm_spark.listing import LISTING_SCHEMA
+from dcm_spark.records import listed_path_sql
+from dcm_spark.sources.archives import is_archive
 
 
 def listed(*files: tuple[str, int, int]) -> pa.Table:
@@ -86,7 +88,11 @@ def ingest(spark: Any, inputs: list[Path], table: Path, where: str = "spark", **
         if (side / "_delta_log").is_dir():
             version, keys = held(spark, side)
             if (side / "_dcm_spark" / f"known-{version}.parquet").exists():
-                assert kept_keys(side) == (version, keys)  # what the next run will trust
+                # what the next run will trust: the table's keys, and those of archives
+                # it read whose every member became an error record
+                kept_version, kept = kept_keys(side)
+                assert kept_version == version and set(keys) <= set(kept)
+                assert all(is_archive(path) for path, _, _ in set(kept) - set(keys))
     return summary
 
 
@@ -123,13 +129,17 @@ def kept_keys(table: Path) -> tuple[int, list[tuple[str, int, int]]]:
     (kept,) = (table / "_dcm_spark").glob("known-*.parquet")
     data = pa.parquet.read_table(kept).to_pydict()
     version = int(kept.name.removeprefix("known-").removesuffix(".parquet"))
-    return version, sorted(zip(data["_path"], data["_size"], data["_mtime"], strict=True))
+    return version, sorted(set(zip(data["_path"], data["_size"], data["_mtime"], strict=True)))
 
 
 def held(spark: Any, table: Path) -> tuple[int, list[tuple[str, int, int]]]:
-    """The table's latest version and its files' keys, read through Spark."""
+    """The table's latest version and its listed files' keys (an archive's, not its
+    members'), read through Spark."""
     (version,) = spark.sql(f"DESCRIBE HISTORY delta.`{table}` LIMIT 1").select("version").first()
-    keys = spark.sql(f"SELECT _path, _size, unix_millis(_mtime) FROM delta.`{table}`").collect()
+    listed = listed_path_sql()
+    keys = spark.sql(
+        f"SELECT DISTINCT {listed}, _size, unix_millis(_mtime) FROM delta.`{table}`"
+    ).collect()
     return version, sorted(tuple(r) for r in keys)
 
 

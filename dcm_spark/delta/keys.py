@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from dcm_spark.delta.commit import commit_file
 from dcm_spark.delta.table import exists, has_log
 from dcm_spark.paths import control_dir, local_path
-from dcm_spark.records import FILE_KEY_SCHEMA
+from dcm_spark.records import FILE_KEY_SCHEMA, listed_paths
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -30,10 +30,11 @@ KEY_SCHEMA = pa.schema([*FILE_KEY_SCHEMA][:2] + [("_mtime", pa.int64())])
 
 
 def keys_of(files: pa.Table) -> pa.Table:
-    """The keys (`KEY_SCHEMA`, mtime in ms) of a listing or of a table's rows."""
+    """The keys (`KEY_SCHEMA`, mtime in ms) of a listing or of a table's rows (a member's
+    row is keyed by its archive: `dcm_spark.records.listed_paths`; a key may repeat)."""
     mtimes = files.column("_mtime").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
     columns = [
-        files.column("_path").cast(pa.string()),
+        listed_paths(files.column("_path").cast(pa.string())),
         files.column("_size").cast(pa.int64()),
         mtimes,
     ]

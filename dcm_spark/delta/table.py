@@ -15,6 +15,7 @@ from pyspark.sql.types import StructType
 from dcm_spark.delta.jvm import DeltaLog
 from dcm_spark.delta.properties import table_properties
 from dcm_spark.paths import local_path
+from dcm_spark.records import listed_path_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -121,7 +122,10 @@ def write(
         writer = (
             writer.mode("overwrite")
             .option("mergeSchema", "true")
-            .option("replaceWhere", f"_path IN ({quoted}) OR _run_id = '{run_id}'")
+            .option(
+                "replaceWhere",  # a file's row, or an archive's members' (listed_paths)
+                f"{listed_path_sql()} IN ({quoted}) OR _run_id = '{run_id}'",
+            )
         )
     else:
         writer = writer.mode("append").option("mergeSchema", "true")

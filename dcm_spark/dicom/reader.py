@@ -431,7 +431,8 @@ def _plausible_group(head: bytes) -> bool:
 def _size(fp: IO[bytes]) -> int | None:
     """The size of a plain file on disk; None for other streams (a gzip or bz2 file object
     gives the fd of its compressed bytes: their size is not the stream's)."""
-    if not isinstance(fp, io.FileIO | io.BufferedReader):
+    raw = fp.raw if isinstance(fp, io.BufferedReader) else fp
+    if not isinstance(raw, io.FileIO):  # an archive's member, say: a stream of its own
         return None
     try:
         st = os.fstat(fp.fileno())
