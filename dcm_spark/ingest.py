@@ -49,7 +49,7 @@ from dcm_spark.dicom.budget import alarms_free
 from dcm_spark.dicom.deidentify import Policy
 from dcm_spark.dicom.options import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
-from dcm_spark.paths import absolute, errors_path, local_path, promotions_path
+from dcm_spark.paths import ObjectStore, absolute, errors_path, local_path, promotions_path
 from dcm_spark.records import META_SCHEMA, DataFile, FailedFile, listed_path_sql
 from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
 
@@ -281,7 +281,8 @@ def run(
 
     with lock(spark, target, run_id):
         t = time.perf_counter()
-        found = listing.list_files(spark, options.inputs, anonymous=options.anonymous)
+        store = ObjectStore.from_environment(options.anonymous)
+        found = listing.list_files(spark, options.inputs, store)
         summary.listed = found.num_rows
         stage("listed", summary.listed, t)
 
@@ -305,7 +306,7 @@ def run(
                 ingested_at=ingested_at,
                 options=options.header,
                 privacy=options.privacy,
-                anonymous=options.anonymous,
+                store=store,
             )
             # The table's state is read while the files are parsed (delta-rs for a local
             # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds

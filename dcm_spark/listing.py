@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from dcm_spark.delta.jvm import hadoop_fs
 from dcm_spark.delta.keys import KEY_SCHEMA, Known, keys_of
 from dcm_spark.errors import DcmSparkError
-from dcm_spark.paths import OBJECT_STORES, filesystem, local_path
+from dcm_spark.paths import OBJECT_STORES, ObjectStore, filesystem, local_path
 from dcm_spark.records import FILE_KEY_SCHEMA, UTC_MICROS
 from dcm_spark.sources import is_dicomweb
 
@@ -84,11 +84,11 @@ def _walk_hadoop(spark: SparkSession, root: str, rows: list[tuple[str, int, int]
         )
 
 
-def _walk_object_store(root: str, rows: list[tuple[str, int, int]], anonymous: bool) -> None:
+def _walk_object_store(root: str, rows: list[tuple[str, int, int]], store: ObjectStore) -> None:
     import pyarrow.fs as pafs
 
     scheme = root[: root.index("://") + 3]
-    fs, path = filesystem(root, anonymous=anonymous)
+    fs, path = filesystem(root, store)
     try:
         info = fs.get_file_info(path.rstrip("/"))
         if info.type == pafs.FileType.File:
@@ -108,10 +108,10 @@ def _walk_object_store(root: str, rows: list[tuple[str, int, int]], anonymous: b
 
 
 def list_files(
-    spark: SparkSession, inputs: tuple[str, ...], *, anonymous: bool = False
+    spark: SparkSession, inputs: tuple[str, ...], store: ObjectStore | None = None
 ) -> pa.Table:
     """Every file under the inputs, recursively: ``_path``, ``_size``, ``_mtime``
-    (``anonymous``: object storage without credentials).
+    (object storage reached as ``store`` says).
 
     Raises
     ------
@@ -132,7 +132,7 @@ def list_files(
             except OSError as exc:
                 raise SourceUnavailable(str(exc).splitlines()[0]) from None
         elif root.startswith(OBJECT_STORES):
-            _walk_object_store(root, rows, anonymous)
+            _walk_object_store(root, rows, store or ObjectStore.from_environment())
         else:
             _walk_hadoop(spark, root, rows)
     unique = sorted(set(rows))

@@ -4,6 +4,7 @@ beside a table. pyarrow only (the workers use it)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
@@ -26,31 +27,59 @@ def absolute(path: str) -> str:
 OBJECT_STORES = ("s3://", "gs://")
 
 
-def filesystem(uri: str, *, anonymous: bool = False) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and path of a local path, ``file:`` URI or other URI.
+@dataclass(frozen=True)
+class ObjectStore:
+    """How to reach object storage: the standard AWS settings, read once on the driver
+    (`from_environment`) and handed to the tasks with their work, so executors need no
+    environment of their own; ``anonymous`` reads public buckets (IDC's) unsigned."""
 
-    ``s3://`` takes the standard AWS settings from the environment (``AWS_ENDPOINT_URL``,
-    ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ...); ``anonymous``
-    reads public buckets (IDC's) without credentials, on S3 and GCS.
-    """
-    local = local_path(uri)
-    if local is not None:
-        return pafs.LocalFileSystem(), local
-    if uri.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        scheme, _, host = (endpoint or "").rpartition("://")
-        s3 = pafs.S3FileSystem(
+    anonymous: bool = False
+    endpoint: str | None = None
+    region: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(cls, anonymous: bool = False) -> ObjectStore:
+        env = os.environ.get
+        return cls(
             anonymous=anonymous,
+            endpoint=env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
+            region=env("AWS_REGION") or env("AWS_DEFAULT_REGION"),
+            access_key=None if anonymous else env("AWS_ACCESS_KEY_ID"),
+            secret_key=None if anonymous else env("AWS_SECRET_ACCESS_KEY"),
+            session_token=None if anonymous else env("AWS_SESSION_TOKEN"),
+        )
+
+    def s3(self) -> pafs.S3FileSystem:
+        scheme, _, host = (self.endpoint or "").rpartition("://")
+        keys = {"access_key": self.access_key, "secret_key": self.secret_key}
+        if self.session_token:
+            keys["session_token"] = self.session_token
+        return pafs.S3FileSystem(
+            anonymous=self.anonymous,
+            **(keys if self.access_key and self.secret_key else {}),
             endpoint_override=host or None,
             scheme=scheme or "https",
-            region=region or "us-east-1",
+            region=self.region or "us-east-1",
             connect_timeout=10,
             request_timeout=60,
         )
-        return s3, uri[len("s3://") :]
-    if uri.startswith("gs://"):
-        return pafs.GcsFileSystem(anonymous=anonymous), uri[len("gs://") :]
+
+
+def filesystem(uri: str, store: ObjectStore | None = None) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path of a local path, ``file:`` URI or other URI
+    (``s3://`` and ``gs://`` reached as ``store`` says; the environment's settings if
+    None)."""
+    local = local_path(uri)
+    if local is not None:
+        return pafs.LocalFileSystem(), local
+    if uri.startswith(OBJECT_STORES):
+        store = store or ObjectStore.from_environment()
+        if uri.startswith("s3://"):
+            return store.s3(), uri[len("s3://") :]
+        return pafs.GcsFileSystem(anonymous=store.anonymous), uri[len("gs://") :]
     return pafs.FileSystem.from_uri(uri)
 
 

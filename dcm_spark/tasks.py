@@ -23,6 +23,7 @@ from dcm_spark.dicom.budget import file_timeouts
 from dcm_spark.dicom.deidentify import Policy, apply
 from dcm_spark.dicom.header import FileError, Header, HeaderOptions, to_record_batch
 from dcm_spark.dicom.memo import ValueMemo
+from dcm_spark.paths import ObjectStore
 from dcm_spark.records import META_SCHEMA, FailedFile, to_batch
 
 
@@ -33,7 +34,7 @@ def parse_partition(
     ingested_at: datetime.datetime,
     options: HeaderOptions,
     privacy: Policy | None = None,
-    anonymous: bool = False,
+    store: ObjectStore | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: (_path, _size, _mtime) -> a `FailedFile` per file that gave no
     row and one `DataFile` (`dcm_spark.records.PARSED_SCHEMA`). An archive's members are
@@ -51,9 +52,7 @@ def parse_partition(
         for batch in batches:
             errors: list[FailedFile] = []
             for listed in batch.to_pylist():
-                for path, result in sources.read(
-                    listed["_path"], options, memo, anonymous=anonymous
-                ):
+                for path, result in sources.read(listed["_path"], options, memo, store):
                     f = {**listed, "_path": path}
                     if isinstance(result, FileError):
                         errors.append(

@@ -23,7 +23,7 @@ from dcm_spark.dicom.header import (
 )
 from dcm_spark.dicom.memo import ValueMemo
 from dcm_spark.errors import safe_message
-from dcm_spark.paths import filesystem, local_path
+from dcm_spark.paths import ObjectStore, filesystem, local_path
 from dcm_spark.sources import archives
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -35,14 +35,14 @@ def is_dicomweb(uri: str) -> bool:
     return uri.startswith(DICOMWEB_SCHEMES)
 
 
-def open_file(uri: str, *, anonymous: bool = False) -> IO[bytes]:
+def open_file(uri: str, store: ObjectStore | None = None) -> IO[bytes]:
     """A listed file, open for reading (seekable: object storage reads byte ranges)."""
     path = local_path(uri)
     if path is not None:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the task
             raise NotARegularFile("not a regular file")
         return open(path, "rb")  # noqa: SIM115 - closed by the caller
-    fs, path = filesystem(uri, anonymous=anonymous)
+    fs, path = filesystem(uri, store)
     return fs.open_input_file(path)
 
 
@@ -59,7 +59,7 @@ def convert(
 
 
 def read(
-    uri: str, options: HeaderOptions, memo: ValueMemo, *, anonymous: bool = False
+    uri: str, options: HeaderOptions, memo: ValueMemo, store: ObjectStore | None = None
 ) -> Iterator[tuple[str, Header | FileError]]:
     """The rows (or errors) of one listed entry, each with its ``_path``."""
     if is_dicomweb(uri):
@@ -68,7 +68,7 @@ def read(
         yield uri, dicomweb.read_instance(uri, options, memo)
         return
     try:
-        handle = open_file(uri, anonymous=anonymous)
+        handle = open_file(uri, store)
     except Exception as exc:
         yield uri, FileError(uri, type(exc).__name__, safe_message(exc))
         return

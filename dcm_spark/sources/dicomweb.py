@@ -62,6 +62,10 @@ _MARKER = struct.Struct("<HHI")  # items and delimiters: tag, 4-byte length
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = (0xFFFE, 0xE000), (0xFFFE, 0xE00D), (0xFFFE, 0xE0DD)
 UTF8 = "ISO_IR 192"
+#: Character sets that are only code extensions, never a data set's default (value 1).
+_EXTENSIONS_ONLY = frozenset(
+    ("ISO 2022 IR 58", "ISO 2022 IR 87", "ISO 2022 IR 149", "ISO 2022 IR 159")
+)
 #: Preamble, "DICM" and a file meta of one element: the transfer syntax.
 _PART10 = b"\0" * 128 + b"DICM" + _SHORT_HEAD.pack(2, 0x10, b"UI", 20) + b"1.2.840.10008.1.2.1\0"
 _META_COLUMNS = ("TransferSyntaxUID",)
@@ -309,8 +313,14 @@ def to_header(
 
 
 def _charset_value(elem: Any) -> list[str]:
+    """SpecificCharacterSet as the file holds it. A server may drop an empty value 1
+    (Orthanc does: ``\\ISO 2022 IR 87`` becomes ``ISO 2022 IR 87``); a multi-byte code
+    extension can never be value 1 (PS3.3 C.12.1.1.2), so the empty value is put back."""
     raw = elem.get("Value") if isinstance(elem, dict) else None
-    return [(v or "").strip() for v in raw] if isinstance(raw, list) else []
+    values = [(v or "").strip() for v in raw] if isinstance(raw, list) else []
+    if values and values[0] in _EXTENSIONS_ONLY:
+        values.insert(0, "")
+    return values
 
 
 def _restore_charsets(values: dict[str, Any], ds: dict[str, Any]) -> None:

@@ -1,0 +1,65 @@
+"""A throwaway S3 server on 127.0.0.1 for the object-storage tests: moto's server mode
+(``moto_server``, installed with the dev extras), started as a subprocess and stopped on
+exit. It speaks the S3 REST API, so pyarrow's S3 filesystem reads it as it reads AWS."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.orthanc import free_port
+
+#: What the tests' clients sign with (moto accepts any credentials unless told not to).
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@contextlib.contextmanager
+def s3_server(log: Path) -> Iterator[str]:
+    """A running S3 server; yields its endpoint URL (``http://127.0.0.1:port``)."""
+    port = free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+                break
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = log.read_text()[-2000:]
+                    raise RuntimeError(f"moto_server did not start: {tail}") from exc
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def bucket_with(endpoint: str, bucket: str, files: dict[str, bytes]) -> None:
+    """Create ``bucket`` and put each ``key: bytes`` into it (boto3, as a user would)."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=CREDENTIALS["AWS_REGION"],
+    )
+    client.create_bucket(Bucket=bucket)
+    for key, data in files.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
