@@ -56,7 +56,12 @@ def register(spark: SparkSession, path: str, *, idc: bool | Collection[str] = Tr
       set of lower case names: only those of the layout's columns, see
       `dcm_spark.idc.view.columns_read`);
     - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
+
+    It also makes ``spark.read.format("dicom")`` known (`dcm_spark.source`).
     """
+    from dcm_spark import source
+
+    source.register(spark)  # spark.read.format("dicom")
     path = absolute(path)
     names = []
     if exists(spark, path):

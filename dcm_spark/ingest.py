@@ -49,7 +49,14 @@ from dcm_spark.dicom.budget import alarms_free
 from dcm_spark.dicom.deidentify import Policy
 from dcm_spark.dicom.options import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
-from dcm_spark.paths import ObjectStore, absolute, errors_path, local_path, promotions_path
+from dcm_spark.paths import (
+    OBJECT_STORES,
+    ObjectStore,
+    absolute,
+    errors_path,
+    local_path,
+    promotions_path,
+)
 from dcm_spark.records import META_SCHEMA, DataFile, FailedFile, listed_path_sql
 from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
 
@@ -122,6 +129,10 @@ class IngestOptions:
             raise ValueError("files_per_task must be positive")
         if self.driver_parse_limit < 0:
             raise ValueError("driver_parse_limit must not be negative")
+        if self.table.startswith(OBJECT_STORES):
+            raise ValueError(
+                f"a table on object storage ({self.table}) is not supported: inputs may be"
+            )
 
 
 @dataclass

@@ -108,7 +108,7 @@ def _walk_object_store(root: str, rows: list[tuple[str, int, int]], store: Objec
 
 
 def list_files(
-    spark: SparkSession, inputs: tuple[str, ...], store: ObjectStore | None = None
+    spark: SparkSession | None, inputs: tuple[str, ...], store: ObjectStore | None = None
 ) -> pa.Table:
     """Every file under the inputs, recursively: ``_path``, ``_size``, ``_mtime``
     (object storage reached as ``store`` says).
@@ -133,6 +133,8 @@ def list_files(
                 raise SourceUnavailable(str(exc).splitlines()[0]) from None
         elif root.startswith(OBJECT_STORES):
             _walk_object_store(root, rows, store or ObjectStore.from_environment())
+        elif spark is None:
+            raise InputNotFound(f"{root}: a Hadoop filesystem is listed through Spark's")
         else:
             _walk_hadoop(spark, root, rows)
     unique = sorted(set(rows))

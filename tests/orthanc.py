@@ -10,9 +10,12 @@ it on exit. Debian packages it: ``apt-get install orthanc orthanc-dicomweb``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -103,6 +106,12 @@ def _config(work: Path, http_port: int, dicom_port: int) -> dict[str, object]:
     }
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies, however it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def orthanc_server(work: Path, start_timeout: float = 30.0) -> Iterator[Orthanc]:
     """Run Orthanc with its DICOMweb plugin in ``work`` (a fresh directory) until exit.
@@ -120,7 +129,11 @@ def orthanc_server(work: Path, start_timeout: float = 30.0) -> Iterator[Orthanc]
     server = Orthanc(f"http://127.0.0.1:{http_port}", work / "orthanc.log")
     with open(server.log, "wb") as log:
         process = subprocess.Popen(
-            [str(ORTHANC), str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=work
+            [str(ORTHANC), str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+            preexec_fn=_die_with_parent,
         )
     try:
         deadline = time.monotonic() + start_timeout

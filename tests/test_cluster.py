@@ -178,3 +178,71 @@ def test_ingest_on_a_standalone_cluster_equals_local_mode(spark, cluster, tmp_pa
     assert len(table_rows(spark, on_cluster)) == len(FILES)
     errors = spark.read.format("delta").load(f"{on_cluster}_errors").select("_path").collect()
     assert [Path(r[0]).name for r in errors] == ["notes.txt"]
+
+
+READ_WITH_THE_FORMAT = """
+import sys
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+from dcm_spark import source
+
+spark = SparkSession.builder.getOrCreate()
+source.register(spark)
+df = spark.read.format("dicom").option("filesPerPartition", 2).load(sys.argv[1])
+pq.write_table(df.select("_path", "SOPInstanceUID", "_error").toArrow(), sys.argv[2])
+spark.stop()
+"""
+
+
+def test_the_dicom_format_reads_on_a_standalone_cluster(cluster, tmp_path) -> None:
+    import pyarrow.parquet as pq
+    import pydicom
+
+    tree = tmp_path / "in"
+    tree.mkdir()
+    for name in FILES:
+        shutil.copy(get_testdata_file(name), tree / name)
+    (tree / "notes.txt").write_text("not DICOM")
+    make = subprocess.run(["make", "package"], cwd=ROOT, capture_output=True, text=True, env=env())
+    assert make.returncode == 0, make.stdout[-2000:] + make.stderr[-2000:]
+    script = tmp_path / "read.py"
+    script.write_text(READ_WITH_THE_FORMAT)
+    out = tmp_path / "rows.parquet"
+    # The format's planning runs spark.pyspark.python on the driver too: there, as beside
+    # each executor, ./environment is a Python environment with the project (its venv).
+    (tmp_path / "environment").symlink_to(Path(sys.prefix))
+    master_url, _ = cluster
+    job = subprocess.run(
+        [
+            str(BIN / "spark-submit"),
+            "--properties-file",
+            str(ROOT / "conf/spark-defaults.conf"),
+            "--master",
+            master_url,
+            "--py-files",
+            str(ROOT / "dist/dcm_spark.zip"),
+            "--archives",
+            f"{ROOT / 'dist/dcm_spark_env.tar.gz'}#environment",
+            "--conf",
+            "spark.pyspark.python=./environment/bin/python",
+            "--conf",
+            f"spark.pyspark.driver.python={sys.executable}",
+            str(script),
+            str(tree),
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**env(), "PYSPARK_PYTHON": sys.executable},
+        timeout=600,
+    )
+    (tmp_path / "stderr.txt").write_text(job.stdout + job.stderr)
+    assert job.returncode == 0, f"see {tmp_path / 'stderr.txt'}"
+    got = {r["_path"]: (r["SOPInstanceUID"], r["_error"]) for r in pq.read_table(out).to_pylist()}
+    expected = {
+        f"file:{tree / name}": (pydicom.dcmread(tree / name).SOPInstanceUID, None) for name in FILES
+    }
+    notes = got.pop(f"file:{tree / 'notes.txt'}")
+    assert got == expected
+    assert notes[0] is None and notes[1].startswith("InvalidDicomError")

@@ -125,10 +125,16 @@ TOLERANCE = Decimal("1e-13")
 PIXEL_DATA = "Tag_7FE00010"
 
 
-def _quiet_read(path: Path) -> Dataset:
+def _uids_and_date(path: Path) -> tuple[tuple[str, str, str], str]:
+    """(Study, Series, SOP Instance UID) and StudyDate of a file, read with pydicom."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        study, series, sop = (
+            str(ds.get(k, "")).strip("\0 ")
+            for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+        )
+        return (study, series, sop), str(ds.get("StudyDate", ""))
 
 
 @dataclass
@@ -155,15 +161,10 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     with orthanc.orthanc_server(work / "orthanc") as server:
         for path in files:
             server.upload(path)
-        uids, dates = {}, {}
-        for path in server.stored:
-            ds = _quiet_read(path)
-            uids[path] = tuple(
-                str(ds[k].value).strip("\0 ")
-                for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-            )
-            dates[path] = str(ds.get("StudyDate", ""))
-        yield Loaded(server, uids, dates)  # type: ignore[arg-type]
+        found = {path: _uids_and_date(path) for path in server.stored}
+        yield Loaded(
+            server, {p: f[0] for p, f in found.items()}, {p: f[1] for p, f in found.items()}
+        )
 
 
 # -- the corpus in Orthanc -----------------------------------------------------------------
@@ -177,7 +178,7 @@ def test_orthanc_takes_most_of_the_corpus(loaded: Loaded) -> None:
     refused = {}
     for path, why in loaded.server.refused.items():
         if why.startswith("AlreadyStored"):  # a variant of a file with its SOPInstanceUID
-            assert str(_quiet_read(path).SOPInstanceUID) in stored_sops, path
+            assert _uids_and_date(path)[0][2] in stored_sops, path
         else:
             refused[path.name] = why
     assert set(refused) <= set(REFUSED), {n: refused[n] for n in set(refused) - set(REFUSED)}
@@ -280,6 +281,15 @@ def _columns(header: Header) -> dict[str, tuple[pa.DataType, Any]]:
     return out
 
 
+def _compare(want: Header, got: Header) -> set[str]:
+    """The columns whose type or value differ (file meta and _BulkData left out)."""
+    a, b = _columns(want), _columns(got)
+    differ = {n for n in a.keys() ^ b.keys()}
+    return differ | {
+        n for n in a.keys() & b.keys() if a[n][0] != b[n][0] or not _same(a[n][1], b[n][1])
+    }
+
+
 def _bulk(values: Any, found: set[tuple[str, str, str | None]]) -> set[tuple[str, str, str | None]]:
     """(Tag, VR, URI) of every _BulkData entry, at any depth; file meta left out."""
     if isinstance(values, dict):
@@ -317,10 +327,7 @@ def _differences(path: Path, loaded: Loaded) -> set[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = read_header(path)
-    a, b = _columns(want), _columns(got)
-    differ = {
-        n for n in a.keys() | b.keys() if n not in a or n not in b or a[n][0] != b[n][0]
-    } | {n for n in a.keys() & b.keys() if not _same(a[n][1], b[n][1])}
+    differ = _compare(want, got)
 
     with urllib.request.urlopen(url[len("dicomweb+") :] + "/metadata") as response:
         sent = _json_bulk(json.load(response)[0], set())
@@ -369,9 +376,10 @@ def test_a_json_data_set_gives_its_file_row(tmp_path: Path) -> None:
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
     ds.PatientName = "Yamada^Tarou=山田^太郎"
     ds.PatientID, ds.StudyInstanceUID = "ID1", "1.2.3"
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4"
     ds.SliceThickness, ds.InstanceNumber = "2.50", "0007"
-    ds.add_new(0x00091010, "LO", "CREATOR")
-    ds.add_new(0x00091011, "UN", b"\x01\x02\x03\x04")
+    ds.add_new(0x00090010, "LO", "GEMS_IDEN_01")
+    ds.add_new(0x00091002, "UN", b"CT01")  # SH in pydicom's private dictionary
     icon = Dataset()
     icon.SpecificCharacterSet = "ISO_IR 100"
     icon.ImageComments = "Grüße"
@@ -380,6 +388,8 @@ def test_a_json_data_set_gives_its_file_row(tmp_path: Path) -> None:
     ds.IconImageSequence = [icon]
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     path = tmp_path / "x.dcm"
     ds.save_as(path, enforce_file_format=True)
     # pydicom encodes on writing; the JSON holds the decoded text, as a server's does
@@ -389,12 +399,14 @@ def test_a_json_data_set_gives_its_file_row(tmp_path: Path) -> None:
         return f"http://server/bulk/{elem.tag:08X}"
 
     as_json = ds.to_json_dict(bulk_data_threshold=2, bulk_data_element_handler=bulk)
-    as_json["00091011"] = {"vr": "UN", "InlineBinary": "AQIDBA=="}
+    as_json["00091002"] = {"vr": "UN", "InlineBinary": "Q1QwMQ=="}  # b"CT01"
+    as_json["00080005"]["Value"] = ["ISO 2022 IR 87"]  # the empty value 1 dropped, as Orthanc does
 
     got = dicomweb.to_header(as_json)
 
     want = read_header(path)
-    assert _columns(got) == _columns(want)
+    assert not _compare(want, got)
+    assert {"Tag": "Tag_00091002", "Data": ["CT01"]} in got.values["OtherElements"]
     assert got.values["SpecificCharacterSet"] == ["", "ISO 2022 IR 87"]
     assert got.values["IconImageSequence"][0]["SpecificCharacterSet"] == ["ISO_IR 100"]
     entry = {"Tag": "Tag_7FE00010", "VR": "OB", "Offset": None, "Length": None}
@@ -420,7 +432,7 @@ def test_malformed_json_is_refused_without_its_values() -> None:
 class _Faulty(http.server.ThreadingHTTPServer):
     daemon_threads = True
     upstream = ""
-    faults: dict[str, str] = {}  # request path -> "500", "garbage" or "slow"
+    faults: dict[str, str]  # request path -> "500", "garbage" or "slow"
     page = 7  # studies per page the proxy gives, saying there are more (Warning: 299)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -440,7 +452,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         if fault == "garbage":
             return self._send(200, b"[{not json", {})
         if fault == "slow":
-            time.sleep(2)
+            time.sleep(3)
         path, extra = self.path, {}
         paged = urlsplit(path).path == "/dicom-web/studies" and "limit=" not in path
         if paged:
@@ -483,15 +495,10 @@ def _proxy(upstream: str, faults: dict[str, str]) -> Iterator[str]:
 def test_a_failing_instance_is_a_file_error_and_the_others_convert(loaded: Loaded) -> None:
     files = sorted(p for p in loaded.server.stored if p.name not in ("badVR.dcm", "rtdose_rle.dcm"))
     chosen = files[:10]
-    with _proxy(loaded.server.url, {}) as address:
+    failing = {chosen[1]: "500", chosen[4]: "garbage", chosen[7]: "slow"}
+    faults = {urlsplit(loaded.url(p)).path + "/metadata": f for p, f in failing.items()}
+    with _proxy(loaded.server.url, faults) as address:
         base = f"dicomweb+{address}/dicom-web"
-        failing = {
-            chosen[1]: "500",
-            chosen[4]: "garbage",
-            chosen[7]: "slow",
-        }
-        faults = {urlsplit(loaded.url(p, base)).path + "/metadata": f for p, f in failing.items()}
-        _Faulty.faults = faults  # (the class attribute the running server reads)
 
         # the studies come in pages of 7, each but the last saying there are more
         paged = dicomweb.list_instances(base)
@@ -500,7 +507,7 @@ def test_a_failing_instance_is_a_file_error_and_the_others_convert(loaded: Loade
         ]
 
         results = {
-            p: dicomweb.read_instance(loaded.url(p, base), HeaderOptions(), timeout=0.5)
+            p: dicomweb.read_instance(loaded.url(p, base), HeaderOptions(), timeout=1)
             for p in chosen
         }
     for path, result in results.items():
@@ -518,3 +525,29 @@ def test_a_failing_instance_is_a_file_error_and_the_others_convert(loaded: Loade
             assert result.error_class == "MalformedMetadata"
         else:
             assert result.error_class == "TimeoutError"
+
+
+# -- the ingest job from a DICOMweb server ---------------------------------------------------
+
+
+def test_an_ingest_from_orthanc_keeps_one_row_per_instance_and_finds_nothing_new_again(
+    spark: Any, tmp_path: Path, loaded: Loaded
+) -> None:
+    from tests.helpers import ingest, rows
+
+    query = "?StudyDate=20040101-20041231"  # CT_small's study and the objects built on it
+    wanted = set(dicomweb.list_instances(loaded.base + query))
+    table = tmp_path / "table"
+
+    summary = ingest(spark, [loaded.base + query], table, where="spark")
+
+    got = {r["_path"]: r for r in rows(spark, table, "_path, SOPInstanceUID, Modality, _size")}
+    assert (summary.listed, summary.parsed, summary.failed) == (len(wanted), len(wanted), 0)
+    assert set(got) == {path for path, _, _ in wanted}
+    for path, (_, _, sop) in loaded.uids.items():
+        url = loaded.url(path)
+        if url in got:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            assert (got[url]["SOPInstanceUID"], got[url]["Modality"]) == (sop, ds.Modality)
+    again = ingest(spark, [loaded.base + query], table, where="spark")
+    assert (again.new, again.changed, again.parsed) == (0, 0, 0)

@@ -21,6 +21,9 @@ LIBRARY = Path(__file__).resolve().parent.parent / "dcm_spark"
         "dcm_spark.tasks",
         "dcm_spark.delta.datafiles",
         "dcm_spark.records",
+        "dcm_spark.sources",
+        "dcm_spark.sources.archives",
+        "dcm_spark.sources.dicomweb",
     ],
 )
 def test_worker_side_modules_import_no_pyspark(module: str) -> None:

@@ -136,3 +136,10 @@ def test_an_unreachable_endpoint_or_a_missing_bucket_fails_the_run_before_it_wri
     with pytest.raises(SourceUnavailable, match="cannot list s3://dicom/collection"):
         ingest(spark, ["s3://dicom/collection"], table)
     assert not (table / "_delta_log").exists()  # no table, no commit
+
+
+def test_a_table_on_object_storage_is_refused_in_one_line() -> None:
+    from dcm_spark.ingest import IngestOptions
+
+    with pytest.raises(ValueError, match="not supported: inputs may be"):
+        IngestOptions(("s3://dicom/collection",), "s3://dicom/table")
