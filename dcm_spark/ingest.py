@@ -57,6 +57,7 @@ from dcm_spark.paths import (
     local_path,
     promotions_path,
 )
+from dcm_spark.pseudonyms import PathPolicy, stored_paths
 from dcm_spark.records import META_SCHEMA, DataFile, FailedFile, listed_path_sql
 from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
 
@@ -110,6 +111,12 @@ class IngestOptions:
         `DRIVER_PARSE_LIMIT`); 0 always uses Spark.
     anonymous
         Read object storage without credentials (public buckets, such as IDC's).
+    paths
+        What the table keeps of each file's path (`dcm_spark.pseudonyms`): the path, a
+        keyed pseudonym of each component, or nothing.
+    path_map
+        With pseudonymous or dropped paths: also write ``pseudonym<TAB>path`` for every
+        listed file to this file (kept apart from the table).
     """
 
     inputs: tuple[str, ...]
@@ -121,6 +128,8 @@ class IngestOptions:
     files_per_task: int = 2000
     driver_parse_limit: int = DRIVER_PARSE_LIMIT
     anonymous: bool = False
+    paths: PathPolicy = field(default_factory=PathPolicy)
+    path_map: str | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -293,7 +302,9 @@ def run(
     with lock(spark, target, run_id):
         t = time.perf_counter()
         store = ObjectStore.from_environment(options.anonymous)
-        found = listing.list_files(spark, options.inputs, store)
+        found = stored_paths(
+            listing.list_files(spark, options.inputs, store), options.paths, options.path_map
+        )
         summary.listed = found.num_rows
         stage("listed", summary.listed, t)
 
@@ -318,6 +329,7 @@ def run(
                 options=options.header,
                 privacy=options.privacy,
                 store=store,
+                paths=options.paths,
             )
             # The table's state is read while the files are parsed (delta-rs for a local
             # table; elsewhere the driver's JVM loads Delta's log code meanwhile, seconds

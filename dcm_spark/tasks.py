@@ -24,6 +24,7 @@ from dcm_spark.dicom.deidentify import Policy, apply
 from dcm_spark.dicom.header import FileError, Header, HeaderOptions, to_record_batch
 from dcm_spark.dicom.memo import ValueMemo
 from dcm_spark.paths import ObjectStore
+from dcm_spark.pseudonyms import KEEP_PATHS, PathPolicy
 from dcm_spark.records import META_SCHEMA, FailedFile, to_batch
 
 
@@ -35,10 +36,13 @@ def parse_partition(
     options: HeaderOptions,
     privacy: Policy | None = None,
     store: ObjectStore | None = None,
+    paths: PathPolicy = KEEP_PATHS,
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: (_path, _size, _mtime) -> a `FailedFile` per file that gave no
     row and one `DataFile` (`dcm_spark.records.PARSED_SCHEMA`). An archive's members are
     files of their own (`dcm_spark.sources.read`), with the archive's size and mtime.
+    A listing whose ``_path`` is a pseudonym (`dcm_spark.pseudonyms`) has the real path in
+    ``_source``; members get their pseudonyms from ``paths``.
 
     The task's rows are converted into one batch, in the task's own schema, and written
     as one Parquet file into the table's directory (``root``); the driver adds it to the
@@ -52,7 +56,12 @@ def parse_partition(
         for batch in batches:
             errors: list[FailedFile] = []
             for listed in batch.to_pylist():
-                for path, result in sources.read(listed["_path"], options, memo, store):
+                real = listed.pop("_source", None) or listed["_path"]
+                for path, result in sources.read(real, options, memo, store):
+                    if path == real:
+                        path = listed["_path"]  # as the table stores it (`paths`)
+                    else:  # an archive's member, under its archive's stored _path
+                        path = paths.member(listed["_path"], path[len(real) + 2 :])
                     f = {**listed, "_path": path}
                     if isinstance(result, FileError):
                         errors.append(

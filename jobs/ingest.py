@@ -24,6 +24,7 @@ from dcm_spark.dicom.deidentify import Policy, Profile
 from dcm_spark.dicom.header import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.ingest import DRIVER_PARSE_LIMIT, IngestOptions, run
+from dcm_spark.pseudonyms import PathMode, PathPolicy
 from dcm_spark.session import job_session
 
 
@@ -109,9 +110,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--hash-key-file",
         type=Path,
-        help="with --deidentify basic: a file holding the secret key (>= 16 bytes) for the "
-        "keyed hashes that replace UIDs and IDs, so joins hold across runs (without it, "
-        "a random key per run)",
+        help="a file holding the secret key (>= 16 bytes) for the keyed hashes that replace "
+        "UIDs, IDs and paths and shift dates, so they are the same in every run (needed for "
+        "path pseudonyms and --retain-longitudinal; without it, --deidentify basic draws a "
+        "random key per run)",
+    )
+    parser.add_argument(
+        "--retain-longitudinal",
+        action="store_true",
+        help="with --deidentify basic and --hash-key-file: shift every date by a whole number "
+        "of days per patient (keyed by the original PatientID) instead of emptying it, so "
+        "intervals within a patient survive (PS3.15 Annex E's Retain Longitudinal Temporal "
+        "Information with Modified Dates Option)",
+    )
+    parser.add_argument(
+        "--path-mode",
+        choices=[m.value for m in PathMode],
+        help="what the table keeps of each file's path: 'keep' it, a keyed 'pseudonym' of "
+        "each folder and file name (the tree's shape stays; needs --hash-key-file), or "
+        "'drop' it (a keyed hash of path, size and mtime). Default: pseudonym with "
+        "--deidentify, keep without",
+    )
+    parser.add_argument(
+        "--path-map",
+        type=Path,
+        help="with --path-mode pseudonym or drop: append 'pseudonym<TAB>path' of every "
+        "listed file here (keep this file apart from the table)",
     )
     parser.add_argument("--summary-json", type=Path, help="also write the summary here")
     return parser.parse_args(argv)
@@ -122,9 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         key = args.hash_key_file.read_bytes().strip() if args.hash_key_file else None
         privacy = None
-        if args.exclude or args.deidentify != "none" or key:
+        basic = Profile(args.deidentify) is Profile.BASIC
+        if args.exclude or basic:
             privacy = Policy(
-                exclude=frozenset(args.exclude), profile=Profile(args.deidentify), hash_key=key
+                exclude=frozenset(args.exclude),
+                profile=Profile(args.deidentify),
+                hash_key=key if basic else None,
+                retain_longitudinal=args.retain_longitudinal,
+            )
+        elif args.retain_longitudinal:
+            raise ValueError("--retain-longitudinal needs --deidentify basic")
+        mode = PathMode(args.path_mode or ("keep" if args.deidentify == "none" else "pseudonym"))
+        if mode is not PathMode.KEEP and key is None:
+            raise ValueError(
+                f"--path-mode {mode.value} needs --hash-key-file: with a random key the "
+                "same file would get another path in every run (or say --path-mode keep)"
             )
         options = IngestOptions(
             inputs=tuple(args.input),
@@ -140,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             driver_parse_limit=args.driver_parse_limit,
             privacy=privacy,
             anonymous=args.anonymous,
+            paths=PathPolicy(mode, key or b""),
+            path_map=str(args.path_map) if args.path_map else None,
         )
     except (ValueError, OSError) as exc:
         print(f"ingest: {exc}", file=sys.stderr)

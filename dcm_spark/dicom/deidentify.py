@@ -33,6 +33,15 @@ presentation addresses, private information). The top level gets PatientIdentity
 asks.
 
 ``exclude`` removes columns at every depth, by keyword or tag, with either profile.
+
+``retain_longitudinal`` (Annex E's Retain Longitudinal Temporal Information with Modified
+Dates Option, combined with Basic): every date (DA) and date-time (DT) the profile would
+empty or replace is shifted back by a whole number of days instead (1 to 3650), the same
+for every instance of a patient: HMAC-SHA256(key, "DATE\0" + the original PatientID), so
+intervals within a patient are exact and two patients' shifts differ. Times are kept,
+PatientAge is kept, PatientBirthDate is still removed. It needs the caller's key (a random
+one would shift differently in every run); LongitudinalTemporalInformationModified says
+"MODIFIED" and the method code sequence gets DCM 113107.
 """
 
 from __future__ import annotations
@@ -65,6 +74,14 @@ METHOD_CODE = {
     "CodingSchemeDesignator": "DCM",
     "CodeMeaning": "Basic Application Confidentiality Profile",
 }
+LONGITUDINAL_CODE = {
+    "CodeValue": "113107",
+    "CodingSchemeDesignator": "DCM",
+    "CodeMeaning": "Retain Longitudinal Temporal Information Modified Dates Option",
+}
+#: Kept with ``retain_longitudinal`` (ages), and not shifted by it (a birth date).
+_AGES = frozenset({"PatientAge"})
+_UNSHIFTED = frozenset({"PatientBirthDate"})
 # Identifiers that link a patient's, a study's, a trial's or a specimen's records.
 # fmt: off
 HASHED_IDS = frozenset((
@@ -140,6 +157,7 @@ class Policy:
     exclude: frozenset[str] = frozenset()
     profile: Profile = Profile.NONE
     hash_key: bytes | None = field(default=None, repr=False)  # a secret: never in logs
+    retain_longitudinal: bool = False
     _tags: frozenset[int] = field(init=False, repr=False, compare=False)
     _json_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _drop: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -159,9 +177,15 @@ class Policy:
         put(self, "_tags", frozenset(tags))
         put(self, "_json_keys", tuple(f'"{t:08X}"' for t in sorted(tags)))  # DICOM JSON keys
         basic = self.profile is Profile.BASIC
-        put(self, "_drop", self.exclude | _REMOVED if basic else self.exclude)
+        removed = _REMOVED - _AGES if self.retain_longitudinal else _REMOVED
+        put(self, "_drop", self.exclude | removed if basic else self.exclude)
         if self.hash_key is not None and not basic:
             raise ValueError("hash_key applies to the basic profile only")
+        if self.retain_longitudinal and (not basic or self.hash_key is None):
+            raise ValueError(
+                "retain_longitudinal needs the basic profile and a hash_key: a random key "
+                "would shift dates differently in every run"
+            )
         if basic and self.hash_key is None:
             put(self, "hash_key", os.urandom(32))
         if self.hash_key is not None and (
@@ -182,6 +206,11 @@ class Policy:
         """
         message = keyword.encode() + b"\0" + text.encode()
         return hmac.new(self.hash_key or b"", message, hashlib.sha256).hexdigest()[:16]
+
+    def date_shift(self, patient_id: str) -> datetime.timedelta:
+        """How far back a patient's dates go (``retain_longitudinal``): whole days."""
+        digest = hmac.new(self.hash_key or b"", b"DATE\0" + patient_id.encode(), hashlib.sha256)
+        return datetime.timedelta(days=1 + int.from_bytes(digest.digest()[:4], "big") % 3650)
 
 
 def _normalise(entry: str) -> tuple[str, int | None]:
@@ -213,13 +242,17 @@ def apply(header: Header, policy: Policy) -> Header:
     """
     if policy.profile is Profile.NONE and not policy.exclude:
         return Header(dict(header.values), dict(header.types))
-    values = _values(header.values, header.types, policy)
+    shift = None
+    if policy.retain_longitudinal:
+        patient = header.values.get("PatientID")
+        shift = policy.date_shift(patient if isinstance(patient, str) else "")
+    values = _values(header.values, header.types, policy, shift)
     types = _types(header.types, policy)
     for name in (OTHER_ELEMENTS, BULK_DATA):  # emptied here: gone, as `read_header` does
         if name in values and not values[name]:
             del values[name], types[name]
     if policy.profile is Profile.BASIC:
-        _mark(values, types)
+        _mark(values, types, longitudinal=shift is not None)
     return Header(values, types)
 
 
@@ -265,7 +298,10 @@ def _item_types(column_type: pa.DataType, policy: Policy) -> pa.DataType:
 
 
 def _values(
-    values: Mapping[str, Any], types: Mapping[str, pa.DataType], policy: Policy
+    values: Mapping[str, Any],
+    types: Mapping[str, pa.DataType],
+    policy: Policy,
+    shift: datetime.timedelta | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     basic = policy.profile is Profile.BASIC
@@ -278,6 +314,8 @@ def _values(
             out[name] = kept or None
             continue
         action = _ACTIONS.get(name) if basic else None
+        if shift is not None and name in _AGES:
+            action = "K"  # ages are kept with the longitudinal option
         if _is_items(name, column_type):
             if action == "Z":
                 value = None
@@ -287,9 +325,13 @@ def _values(
                 fields = _fields(column_type.value_type)
                 # No field left: items are null, as their type (see `_item_types`).
                 empty = all(_dropped(n, t, policy) for n, t in fields.items())
-                value = [None if i is None or empty else _values(i, fields, policy) for i in value]
+                value = [
+                    None if i is None or empty else _values(i, fields, policy, shift) for i in value
+                ]
         elif action is None or action == "K":
             pass
+        elif shift is not None and _VR[name] in ("DA", "DT") and name not in _UNSHIFTED:
+            value = _shifted(value, shift)
         elif action == "U":
             value = _map(value, policy.hash_uid)
         elif name in HASHED_IDS:
@@ -334,6 +376,16 @@ def _map(value: Any, replace: Callable[[str], str]) -> Any:
     return None
 
 
+def _shifted(value: Any, shift: datetime.timedelta) -> Any:
+    """A date or date-time (or an array of them) ``shift`` earlier; text (a value that did
+    not parse) cannot be shifted: null."""
+    if isinstance(value, list):
+        return [_shifted(v, shift) for v in value]
+    if isinstance(value, datetime.date):  # a datetime is a date too
+        return value - shift
+    return None
+
+
 def _dummy(vr: str, column_type: pa.DataType) -> Any:
     """A non-empty value of ``column_type`` that says nothing (action D)."""
     if pa.types.is_list(column_type):
@@ -356,22 +408,30 @@ def _dummy(vr: str, column_type: pa.DataType) -> Any:
     return None
 
 
-def _mark(values: dict[str, Any], types: dict[str, pa.DataType]) -> None:
+def _mark(values: dict[str, Any], types: dict[str, pa.DataType], longitudinal: bool) -> None:
     """Add the attributes that PS3.15 E.1.1 requires of a de-identified instance."""
+    if longitudinal:
+        values["LongitudinalTemporalInformationModified"] = "MODIFIED"
+        types["LongitudinalTemporalInformationModified"] = pa.string()
     values["PatientIdentityRemoved"], types["PatientIdentityRemoved"] = "YES", pa.string()
     old = values.get("DeidentificationMethod")
     methods = [m for m in old if isinstance(m, str)] if isinstance(old, list) else []
     values["DeidentificationMethod"] = methods if METHOD in methods else [*methods, METHOD]
     types["DeidentificationMethod"] = pa.list_(pa.string())
+    for code in (METHOD_CODE, LONGITUDINAL_CODE) if longitudinal else (METHOD_CODE,):
+        _add_code(values, types, code)
+
+
+def _add_code(values: dict[str, Any], types: dict[str, pa.DataType], code: dict[str, str]) -> None:
     name = "DeidentificationMethodCodeSequence"
-    item_type = pa.struct([(k, pa.string()) for k in METHOD_CODE])
+    item_type = pa.struct([(k, pa.string()) for k in code])
     codes = values.get(name)
-    if not isinstance(codes, list) or not pa.types.is_list(types[name]):
-        values[name], types[name] = [dict(METHOD_CODE)], pa.list_(item_type)
-    elif not any(isinstance(c, dict) and c.get("CodeValue") == "113100" for c in codes):
+    if not isinstance(codes, list) or not pa.types.is_list(types.get(name, pa.null())):
+        values[name], types[name] = [dict(code)], pa.list_(item_type)
+    elif not any(isinstance(c, dict) and c.get("CodeValue") == code["CodeValue"] for c in codes):
         merged = schema.join(types[name], pa.list_(item_type))
         values[name] = schema.conform(codes, types[name], merged) + [
-            schema.conform(dict(METHOD_CODE), item_type, merged.value_type)
+            schema.conform(dict(code), item_type, merged.value_type)
         ]
         types[name] = merged
 
