@@ -3,6 +3,7 @@ beside a table. pyarrow only (the workers use it)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -68,6 +69,12 @@ class ObjectStore:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _s3(store: ObjectStore) -> pafs.S3FileSystem:
+    """One S3 filesystem per settings, per process (they are thread-safe)."""
+    return store.s3()
+
+
 def filesystem(uri: str, store: ObjectStore | None = None) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and path of a local path, ``file:`` URI or other URI
     (``s3://`` and ``gs://`` reached as ``store`` says; the environment's settings if
@@ -78,7 +85,7 @@ def filesystem(uri: str, store: ObjectStore | None = None) -> tuple[pafs.FileSys
     if uri.startswith(OBJECT_STORES):
         store = store or ObjectStore.from_environment()
         if uri.startswith("s3://"):
-            return store.s3(), uri[len("s3://") :]
+            return _s3(store), uri[len("s3://") :]
         return pafs.GcsFileSystem(anonymous=store.anonymous), uri[len("gs://") :]
     return pafs.FileSystem.from_uri(uri)
 

@@ -26,6 +26,7 @@ from dcm_spark.dicom.memo import ValueMemo
 from dcm_spark.paths import ObjectStore
 from dcm_spark.pseudonyms import KEEP_PATHS, PathPolicy
 from dcm_spark.records import META_SCHEMA, FailedFile, to_batch
+from dcm_spark.sources.ahead import opened_ahead
 
 
 def parse_partition(
@@ -55,9 +56,11 @@ def parse_partition(
     with _cycle_collector_paused(), file_timeouts():
         for batch in batches:
             errors: list[FailedFile] = []
-            for listed in batch.to_pylist():
-                real = listed.pop("_source", None) or listed["_path"]
-                for path, result in sources.read(real, options, memo, store):
+            entries = batch.to_pylist()
+            reals = [listed.pop("_source", None) or listed["_path"] for listed in entries]
+            ahead = opened_ahead(reals, store)
+            for listed, (real, opened) in zip(entries, ahead, strict=True):
+                for path, result in sources.read(real, options, memo, store, opened):
                     if path == real:
                         path = listed["_path"]  # as the table stores it (`paths`)
                     else:  # an archive's member, under its archive's stored _path

@@ -429,9 +429,13 @@ def _plausible_group(head: bytes) -> bool:
 
 
 def _size(fp: IO[bytes]) -> int | None:
-    """The size of a plain file on disk; None for other streams (a gzip or bz2 file object
+    """The size of a plain file on disk, or of a file that knows it (pyarrow's, an
+    `dcm_spark.sources.ahead.Ahead`); None for other streams (a gzip or bz2 file object
     gives the fd of its compressed bytes: their size is not the stream's)."""
     raw = fp.raw if isinstance(fp, io.BufferedReader) else fp
+    size = getattr(raw, "size", None)
+    if callable(size):  # object storage: the size came with the open
+        return int(size())
     if not isinstance(raw, io.FileIO):  # an archive's member, say: a stream of its own
         return None
     try:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from typing import IO
+from concurrent.futures import Future
+from typing import IO, Any
 
 from dcm_spark.dicom.header import (
     FileError,
@@ -59,16 +60,21 @@ def convert(
 
 
 def read(
-    uri: str, options: HeaderOptions, memo: ValueMemo, store: ObjectStore | None = None
+    uri: str,
+    options: HeaderOptions,
+    memo: ValueMemo,
+    store: ObjectStore | None = None,
+    opened: Future[Any] | None = None,
 ) -> Iterator[tuple[str, Header | FileError]]:
-    """The rows (or errors) of one listed entry, each with its ``_path``."""
+    """The rows (or errors) of one listed entry, each with its ``_path`` (``opened``: the
+    file being opened ahead, `dcm_spark.sources.ahead`)."""
     if is_dicomweb(uri):
         from dcm_spark.sources import dicomweb
 
         yield uri, dicomweb.read_instance(uri, options, memo)
         return
     try:
-        handle = open_file(uri, store)
+        handle = open_file(uri, store) if opened is None else opened.result()
     except Exception as exc:
         yield uri, FileError(uri, type(exc).__name__, safe_message(exc))
         return
