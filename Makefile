@@ -18,9 +18,16 @@ DIALECT ?= spark
 SQL_FILE ?=
 OUT ?=
 PYTEST_ARGS ?=
+ZORDER ?=
+RETAIN_HOURS ?= 168
+FORCE ?=
+AS_OF ?=
+PORT ?= 7860
+HOST ?= 127.0.0.1
+APP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema bench package clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources package clean
 PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # On a cluster the executors get the library (--py-files) and a packed Python
 # environment (--archives, unpacked as ./environment next to each executor).
@@ -84,8 +91,8 @@ ingest: setup $(if $(filter local%,$(MASTER)),,package) ## ingest INPUT=dir-or-u
 	@test -n "$(INPUT)" || { echo "usage: make ingest INPUT=dir-or-uri [TABLE=path]"; exit 2; }
 	$(SPARK_SUBMIT) $(CLUSTER_ARGS) jobs/ingest.py $(foreach i,$(INPUT),--input $(i)) --table $(TABLE) $(INGEST_ARGS)
 
-sql: setup ## run SQL="..." (or SQL_FILE=path) on TABLE's views; DIALECT=spark|bigquery; FORMAT=text|csv|json
-	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) --dialect $(DIALECT) \
+sql: setup ## run SQL="..." (or SQL_FILE=path) on TABLE's views; DIALECT=spark|bigquery; FORMAT=text|csv|json; AS_OF=version|time
+	$(SPARK_SUBMIT) jobs/query.py --table $(TABLE) --format $(FORMAT) --dialect $(DIALECT) $(if $(AS_OF),--as-of '$(AS_OF)',) \
 		$(if $(SQL_FILE),--sql-file '$(SQL_FILE)',"$(SQL)")
 
 idc-index: setup ## write idc-index tables of TABLE into OUT=dir (<name>.parquet, as IDC's)
@@ -95,14 +102,30 @@ idc-index: setup ## write idc-index tables of TABLE into OUT=dir (<name>.parquet
 schema: setup ## print TABLE's schema as BigQuery shows it (FORMAT=bigquery-json for JSON)
 	$(SPARK_SUBMIT) jobs/schema.py --table $(TABLE) $(if $(filter bigquery-json,$(FORMAT)),--format bigquery-json,)
 
+app: setup ## serve the web app on TABLE at http://HOST:PORT (127.0.0.1:7860; APP_ARGS="--allow-root DIR")
+	$(SPARK_SUBMIT) jobs/app.py --table $(TABLE) --port $(PORT) --host $(HOST) $(APP_ARGS)
+
+space: $(STAMP) ## write dist/space/: a Hugging Face Docker Space serving the app on the demo table
+	$(PY) -m dcm_spark.app.space dist/space
+
 demo: setup ## set up, ingest pydicom's test files into ./warehouse/dicom, show schema and a query
 	$(MAKE) --no-print-directory ingest INPUT="$$($(PY) -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')" TABLE=warehouse/dicom
 	$(SPARK_SUBMIT) jobs/schema.py --table warehouse/dicom | head -40
 	$(SPARK_SUBMIT) jobs/query.py --table warehouse/dicom \
 		"SELECT Modality, count(*) AS instances, count(DISTINCT SeriesInstanceUID) AS series FROM dicom GROUP BY Modality ORDER BY instances DESC"
 
+optimize: setup ## compact TABLE's small files and its side tables' (ZORDER=1: by study and series)
+	$(SPARK_SUBMIT) jobs/maintain.py optimize --table $(TABLE) $(if $(ZORDER),--zorder,)
+
+vacuum: setup ## delete files TABLE no longer needs (RETAIN_HOURS=168; below needs FORCE=1)
+	$(SPARK_SUBMIT) jobs/maintain.py vacuum --table $(TABLE) --retain-hours $(RETAIN_HOURS) \
+		$(if $(FORCE),--force-short-retention,)
+
 bench: setup ## measure ingest against baselines on BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
+
+bench-sources: setup ## ingest the same generated files from disk, an S3 server and Orthanc (BENCH_FILES=2000)
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.sources --files $(if $(filter 30000,$(BENCH_FILES)),2000,$(BENCH_FILES))
 
 package: $(PACKAGE) ## build what spark-submit ships to a cluster (dist/, not committed)
 

@@ -41,7 +41,13 @@ DESCRIPTIONS = {
 }
 
 
-def register(spark: SparkSession, path: str, *, idc: bool | Collection[str] = True) -> list[str]:
+def register(
+    spark: SparkSession,
+    path: str,
+    *,
+    idc: bool | Collection[str] = True,
+    as_of: str | int | None = None,
+) -> list[str]:
     """Register the table and its views for Spark SQL; return the names registered.
 
     - ``dicom``: the table, one row per instance;
@@ -57,6 +63,10 @@ def register(spark: SparkSession, path: str, *, idc: bool | Collection[str] = Tr
       `dcm_spark.idc.view.columns_read`);
     - ``dicom_errors`` and ``dicom_promotions``: the side tables, when they exist.
 
+    ``as_of`` (a version number, or a timestamp such as "2026-12-06 10:00:00") registers
+    the table and its side tables as they were then (Delta time travel): the same query
+    gives the same answer later, as a versioned IDC release does.
+
     It also makes ``spark.read.format("dicom")`` known (`dcm_spark.source`).
     """
     from dcm_spark import source
@@ -65,7 +75,7 @@ def register(spark: SparkSession, path: str, *, idc: bool | Collection[str] = Tr
     path = absolute(path)
     names = []
     if exists(spark, path):
-        df = spark.read.format("delta").load(path)
+        df = _read(spark, path, as_of)
         df.createOrReplaceTempView("dicom")
         df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
         names += ["dicom", "dicom_typed"]
@@ -87,9 +97,22 @@ def register(spark: SparkSession, path: str, *, idc: bool | Collection[str] = Tr
     )
     for name, location in side:
         if exists(spark, location):
-            spark.read.format("delta").load(location).createOrReplaceTempView(name)
+            _read(spark, location, as_of, side=True).createOrReplaceTempView(name)
             names.append(name)
     return names
+
+
+def _read(spark: SparkSession, path: str, as_of: str | int | None, side: bool = False) -> DataFrame:
+    """A Delta table, as of a version or a time if given. A side table is read as of the
+    same time; as of a version of the main table, it is read as it is now (its versions
+    are its own)."""
+    reader = spark.read.format("delta")
+    if as_of is not None and str(as_of).isdigit():
+        if not side:
+            reader = reader.option("versionAsOf", int(as_of))
+    elif as_of is not None:
+        reader = reader.option("timestampAsOf", str(as_of))
+    return reader.load(path)
 
 
 # -- typed numbers: DS -> double, IS -> bigint ---------------------------------------------

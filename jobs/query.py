@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         "--dialect", choices=("spark", "bigquery"), default="spark", help="the query's SQL"
     )
     parser.add_argument("--sql-file", help="read the query from this file instead")
+    parser.add_argument(
+        "--as-of",
+        metavar="VERSION_OR_TIMESTAMP",
+        help="query the table as it was at this Delta version (a number) or time",
+    )
     parser.add_argument("sql", nargs="?", help="the query; the table is `dicom`")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if (args.sql is None) == (args.sql_file is None):
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         idc: bool | frozenset[str] = False
         if args.dialect == "bigquery" or any(v in query.lower() for v in IDC_VIEWS):
             idc = columns_read(query) or True  # only the columns it reads: see columns_read
-        if not register(spark, args.table, idc=idc):
+        if not register(spark, args.table, idc=idc, as_of=args.as_of):
             print(f"query: no Delta table at {args.table}", file=sys.stderr)
             return 2
         print(render(spark.sql(query), args.format, args.limit))
