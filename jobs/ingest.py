@@ -20,6 +20,7 @@ use_installed_pyspark()  # before pyspark is first imported
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 
+from dcm_spark.delta.maintenance import optimize_if_many
 from dcm_spark.dicom.deidentify import Policy, Profile
 from dcm_spark.dicom.header import HeaderOptions
 from dcm_spark.errors import DcmSparkError, safe_message
@@ -137,6 +138,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="with --path-mode pseudonym or drop: append 'pseudonym<TAB>path' of every "
         "listed file here (keep this file apart from the table)",
     )
+    parser.add_argument(
+        "--auto-optimize",
+        type=int,
+        metavar="FILES",
+        help="after the run, compact the table (Delta OPTIMIZE, as make optimize) if it has "
+        "more than FILES data files",
+    )
     parser.add_argument("--summary-json", type=Path, help="also write the summary here")
     return parser.parse_args(argv)
 
@@ -185,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     spark = job_session("dcm-spark ingest")
     try:
         summary = run(spark, options)
+        if args.auto_optimize is not None:
+            for done in optimize_if_many(spark, options.table, args.auto_optimize):
+                print(
+                    f"auto-optimize: {done.files_removed} files of {done.table} into "
+                    f"{done.files_added}",
+                    file=sys.stderr,
+                )
     except (DcmSparkError, PySparkException, Py4JError) as exc:
         print(f"ingest: the job could not run: {safe_message(exc, limit=2000)}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from dcm_spark.catalog import register
-from dcm_spark.delta.maintenance import UnsafeRetention, optimize, vacuum
+from dcm_spark.delta.maintenance import UnsafeRetention, optimize, optimize_if_many, vacuum
 from jobs.maintain import main as maintain_job
 from tests.helpers import ingest, pydicom_path, rows
 
@@ -55,6 +55,14 @@ def test_optimize_compacts_and_changes_no_row(spark, table) -> None:
     assert arrow.num_rows == len(before) and duck == (len(set(before)),)
     again = ingest(spark, [table.parent / "in"], table, where="spark")
     assert (again.new, again.changed, again.parsed) == (0, 0, 0)
+
+
+def test_auto_optimize_compacts_only_past_its_threshold(spark, table) -> None:
+    files = _live_files(table)
+    assert optimize_if_many(spark, str(table), most=files) == []
+    assert _live_files(table) == files
+    (done, *_) = optimize_if_many(spark, str(table), most=files - 1)
+    assert done.files_removed == files and _live_files(table) == 1
 
 
 def test_vacuum_keeps_the_safety_period_unless_forced(spark, table) -> None:

@@ -63,6 +63,13 @@ def optimize(spark: SparkSession, path: str, *, zorder: bool = False) -> list[Co
     return done
 
 
+def optimize_if_many(spark: SparkSession, path: str, most: int) -> list[Compacted]:
+    """OPTIMIZE (`optimize`) if the table has more than ``most`` data files; [] if not.
+    After a run, with ``--auto-optimize N``: every run adds a file a task."""
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{absolute(path)}`").select("numFiles").first()
+    return optimize(spark, path) if detail is not None and int(detail[0]) > most else []
+
+
 def vacuum(
     spark: SparkSession, path: str, *, retain_hours: float = SAFE_RETAIN_HOURS, force: bool = False
 ) -> list[str]:
