@@ -125,6 +125,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "Information with Modified Dates Option)",
     )
     parser.add_argument(
+        "--retain-uids",
+        action="store_true",
+        help="with --deidentify basic: keep UIDs as they are (Annex E's Retain UIDs Option)",
+    )
+    parser.add_argument(
         "--path-mode",
         choices=[m.value for m in PathMode],
         help="what the table keeps of each file's path: 'keep' it, a keyed 'pseudonym' of "
@@ -161,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                 profile=Profile(args.deidentify),
                 hash_key=key if basic else None,
                 retain_longitudinal=args.retain_longitudinal,
+                retain_uids=args.retain_uids,
             )
-        elif args.retain_longitudinal:
-            raise ValueError("--retain-longitudinal needs --deidentify basic")
+        elif args.retain_longitudinal or args.retain_uids:
+            raise ValueError("--retain-longitudinal and --retain-uids need --deidentify basic")
         mode = PathMode(args.path_mode or ("keep" if args.deidentify == "none" else "pseudonym"))
         if mode is not PathMode.KEEP and key is None:
             raise ValueError(

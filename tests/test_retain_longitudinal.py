@@ -1,5 +1,6 @@
-"""``--retain-longitudinal``: dates shifted per patient, intervals exact (PS3.15 Annex E,
-Retain Longitudinal Temporal Information with Modified Dates Option).
+"""Annex E options with the Basic profile: ``--retain-longitudinal`` (dates shifted per
+patient, intervals exact: Retain Longitudinal Temporal Information with Modified Dates) and
+``--retain-uids``.
 
 Files are real (pydicom's CT_small with its study dates and PatientID changed, as a second
 study or a second patient); expected intervals come from the dates written into them.
@@ -73,3 +74,14 @@ def test_without_the_option_dates_are_dummies_and_ages_go() -> None:
 def test_without_a_key_the_option_is_refused() -> None:
     with pytest.raises(ValueError, match="random key would shift dates differently"):
         Policy(profile=Profile.BASIC, retain_longitudinal=True)
+
+
+def test_retain_uids_keeps_every_uid_and_still_removes_names() -> None:
+    header, ds = _study("PAT-1", "20200101")
+    values = apply(header, Policy(profile=Profile.BASIC, hash_key=KEY, retain_uids=True)).values
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        assert values[keyword] == ds[keyword].value
+    assert values["PatientID"] != ds.PatientID
+    assert values.get("PatientName") in (None, {"Alphabetic": {"FamilyName": "ANONYMIZED"}})
+    codes = {c["CodeValue"] for c in values["DeidentificationMethodCodeSequence"]}
+    assert codes == {"113100", "113110"}

@@ -42,6 +42,9 @@ intervals within a patient are exact and two patients' shifts differ. Times are 
 PatientAge is kept, PatientBirthDate is still removed. It needs the caller's key (a random
 one would shift differently in every run); LongitudinalTemporalInformationModified says
 "MODIFIED" and the method code sequence gets DCM 113107.
+
+``retain_uids`` (Retain UIDs Option): UIDs are kept as they are (DCM 113110), so the table
+joins with the original data; everything else as the profile says.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ METHOD_CODE = {
     "CodeValue": "113100",
     "CodingSchemeDesignator": "DCM",
     "CodeMeaning": "Basic Application Confidentiality Profile",
+}
+UIDS_CODE = {
+    "CodeValue": "113110",
+    "CodingSchemeDesignator": "DCM",
+    "CodeMeaning": "Retain UIDs Option",
 }
 LONGITUDINAL_CODE = {
     "CodeValue": "113107",
@@ -158,6 +166,7 @@ class Policy:
     profile: Profile = Profile.NONE
     hash_key: bytes | None = field(default=None, repr=False)  # a secret: never in logs
     retain_longitudinal: bool = False
+    retain_uids: bool = False
     _tags: frozenset[int] = field(init=False, repr=False, compare=False)
     _json_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _drop: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -181,6 +190,8 @@ class Policy:
         put(self, "_drop", self.exclude | removed if basic else self.exclude)
         if self.hash_key is not None and not basic:
             raise ValueError("hash_key applies to the basic profile only")
+        if self.retain_uids and not basic:
+            raise ValueError("retain_uids is an option of the basic profile")
         if self.retain_longitudinal and (not basic or self.hash_key is None):
             raise ValueError(
                 "retain_longitudinal needs the basic profile and a hash_key: a random key "
@@ -252,7 +263,7 @@ def apply(header: Header, policy: Policy) -> Header:
         if name in values and not values[name]:
             del values[name], types[name]
     if policy.profile is Profile.BASIC:
-        _mark(values, types, longitudinal=shift is not None)
+        _mark(values, types, longitudinal=shift is not None, uids=policy.retain_uids)
     return Header(values, types)
 
 
@@ -333,7 +344,7 @@ def _values(
         elif shift is not None and _VR[name] in ("DA", "DT") and name not in _UNSHIFTED:
             value = _shifted(value, shift)
         elif action == "U":
-            value = _map(value, policy.hash_uid)
+            value = value if policy.retain_uids else _map(value, policy.hash_uid)
         elif name in HASHED_IDS:
             value = _map(value, partial(policy.hash_id, name))
         elif action == "Z":
@@ -408,7 +419,9 @@ def _dummy(vr: str, column_type: pa.DataType) -> Any:
     return None
 
 
-def _mark(values: dict[str, Any], types: dict[str, pa.DataType], longitudinal: bool) -> None:
+def _mark(
+    values: dict[str, Any], types: dict[str, pa.DataType], longitudinal: bool, uids: bool
+) -> None:
     """Add the attributes that PS3.15 E.1.1 requires of a de-identified instance."""
     if longitudinal:
         values["LongitudinalTemporalInformationModified"] = "MODIFIED"
@@ -418,7 +431,8 @@ def _mark(values: dict[str, Any], types: dict[str, pa.DataType], longitudinal: b
     methods = [m for m in old if isinstance(m, str)] if isinstance(old, list) else []
     values["DeidentificationMethod"] = methods if METHOD in methods else [*methods, METHOD]
     types["DeidentificationMethod"] = pa.list_(pa.string())
-    for code in (METHOD_CODE, LONGITUDINAL_CODE) if longitudinal else (METHOD_CODE,):
+    options = [(longitudinal, LONGITUDINAL_CODE), (uids, UIDS_CODE)]
+    for code in [METHOD_CODE, *(code for wanted, code in options if wanted)]:
         _add_code(values, types, code)
 
 
