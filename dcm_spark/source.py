@@ -45,8 +45,15 @@ FILES_PER_PARTITION = 500
 
 
 def register(spark: SparkSession) -> None:
-    """Make ``spark.read.format("dicom")`` known to ``spark``."""
-    spark.dataSource.register(DicomDataSource)
+    """Make ``spark.read.format("dicom")`` known to ``spark`` (once is enough: a session
+    made with ``newSession`` may see it already, and says so)."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.dataSource.register(DicomDataSource)
+    except AnalysisException as exc:
+        if exc.getCondition() != "DATA_SOURCE_ALREADY_EXISTS":
+            raise
 
 
 @dataclass(frozen=True)

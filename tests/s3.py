@@ -5,6 +5,7 @@ exit. It speaks the S3 REST API, so pyarrow's S3 filesystem reads it as it reads
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -23,13 +24,20 @@ CREDENTIALS = {
 
 
 @contextlib.contextmanager
-def s3_server(log: Path) -> Iterator[str]:
-    """A running S3 server; yields its endpoint URL (``http://127.0.0.1:port``)."""
+def s3_server(log: Path, *, unsigned_actions: int | None = None) -> Iterator[str]:
+    """A running S3 server; yields its endpoint URL (``http://127.0.0.1:port``).
+
+    ``unsigned_actions``: after that many requests the server checks credentials against
+    its own IAM users (moto's ``INITIAL_NO_AUTH_ACTION_COUNT``), so made-up keys are refused.
+    """
     port = free_port()
     server = Path(sys.executable).with_name("moto_server")
+    env = dict(os.environ)
+    if unsigned_actions is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(unsigned_actions)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
+            [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out, env=env
         )
     endpoint = f"http://127.0.0.1:{port}"
     try:

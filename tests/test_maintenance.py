@@ -82,11 +82,12 @@ def test_the_vacuum_job_refuses_a_short_retention_before_spark_starts(tmp_path, 
 
 
 def test_views_as_of_a_version_show_the_table_as_it_was(spark, table) -> None:
-    register(spark, str(table), idc=False, as_of=0)
-    first = {r["SOPInstanceUID"] for r in spark.sql("SELECT SOPInstanceUID FROM dicom").collect()}
+    session = spark.newSession()  # its own views: the other tests' stay as they are
+    register(session, str(table), idc=False, as_of=0)
+    first = {r["SOPInstanceUID"] for r in session.sql("SELECT SOPInstanceUID FROM dicom").collect()}
     assert first == _sops(RUNS[0])
-    register(spark, str(table), idc=False, as_of=1)
-    series = spark.sql("SELECT sum(instances) FROM dicom_series").first()
+    register(session, str(table), idc=False, as_of=1)
+    series = session.sql("SELECT sum(instances) FROM dicom_series").first()
     assert series is not None and series[0] == len(_sops(RUNS[0] + RUNS[1]))
-    register(spark, str(table), idc=False)
-    assert spark.sql("SELECT count(*) FROM dicom").first()[0] == sum(map(len, RUNS))
+    register(session, str(table), idc=False)
+    assert session.sql("SELECT count(*) FROM dicom").first()[0] == sum(map(len, RUNS))

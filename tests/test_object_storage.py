@@ -143,3 +143,16 @@ def test_a_table_on_object_storage_is_refused_in_one_line() -> None:
 
     with pytest.raises(ValueError, match="not supported: inputs may be"):
         IngestOptions(("s3://dicom/collection",), "s3://dicom/table")
+
+
+def test_wrong_credentials_fail_the_run_in_one_line(spark, tmp_path, monkeypatch) -> None:
+    # the server checks signatures after the bucket is made and filled (2 requests)
+    with s3_server(tmp_path / "moto.log", unsigned_actions=2) as url:
+        bucket_with(url, "locked", {"a.dcm": Path(pydicom_path("CT_small.dcm")).read_bytes()})
+        for name, value in CREDENTIALS.items():
+            monkeypatch.setenv(name, value)  # keys no IAM user of the server has
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        with pytest.raises(SourceUnavailable, match="cannot list s3://locked/") as caught:
+            ingest(spark, ["s3://locked/"], tmp_path / "table")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "table" / "_delta_log").exists()
