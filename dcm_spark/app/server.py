@@ -3,7 +3,6 @@ capped, files served only from the app's scratch folder."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from dcm_spark.app.state import AppState
@@ -17,8 +16,11 @@ def launch(
     """Start the server; return the Gradio ``Blocks`` (``.close()`` stops it) when
     ``block`` is false, else serve until interrupted."""
     # pyspark logs a failed query's message with the text the user typed: not in this log
+    # (its own logger class: a plain logger by that name would break pyspark's errors)
+    from pyspark.logger import PySparkLogger
+
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-        logging.getLogger(name).disabled = True
+        PySparkLogger.getLogger(name).disabled = True
     page = build(state)
     page.queue(default_concurrency_limit=4)
     page.launch(
