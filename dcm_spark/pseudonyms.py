@@ -28,7 +28,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-from dcm_spark.records import ARCHIVE_SUFFIXES, MEMBER_SEPARATOR
+from dcm_spark.records import MEMBER_SEPARATOR, archive_suffix
 
 _SCHEMES = ("dicomweb+https://", "dicomweb+http://", "s3://", "gs://", "file:")
 
@@ -59,7 +59,7 @@ class PathPolicy:
             return path
         if self.mode is PathMode.DROP:
             digest = self._digest(f"{path}\0{size}\0{mtime_ms}".encode(), 32)
-            return f"dropped:{digest}{_archive_suffix(path)}"
+            return f"dropped:{digest}{archive_suffix(path)}"
         return self._pseudonym(path)
 
     def member(self, archive_row_path: str, member: str) -> str:
@@ -76,7 +76,7 @@ class PathPolicy:
         return "/".join(self._component(part) if part else part for part in text.split("/"))
 
     def _component(self, part: str) -> str:
-        suffix = _archive_suffix(part)
+        suffix = archive_suffix(part)
         return self._digest(part.encode(), 16) + suffix
 
     def _digest(self, message: bytes, hex_digits: int) -> str:
@@ -105,8 +105,3 @@ def stored_paths(listing: pa.Table, policy: PathPolicy, path_map: str | None = N
             out.writelines(f"{p}\t{r}\n" for p, r in zip(stored, real, strict=True))
     listing = listing.set_column(0, "_path", pa.array(stored, pa.string()))
     return listing.append_column("_source", pa.array(real, pa.string()))
-
-
-def _archive_suffix(name: str) -> str:
-    lower = name.lower()
-    return next((name[-len(s) :] for s in ARCHIVE_SUFFIXES if lower.endswith(s)), "")

@@ -42,6 +42,12 @@ MEMBER_PATH = (
 )
 
 
+def archive_suffix(name: str) -> str:
+    """The archive suffix ``name`` ends with, as written (".zip", ".TGZ", ...), or ""."""
+    lower = name.lower()
+    return next((name[-len(s) :] for s in ARCHIVE_SUFFIXES if lower.endswith(s)), "")
+
+
 def listed_paths(paths: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """The listed entry each ``_path`` comes from: the archive of a member, else itself.
     (An archive is listed, and keyed, as one file.)"""

@@ -71,6 +71,13 @@ class DicomDataSource(DataSource):
         return "dicom"
 
     def _settings(self) -> tuple[list[tuple[str, int, int]], HeaderOptions, ObjectStore]:
+        """The listing and options, made once: `schema` and `reader` both need them (the
+        instance, with what it holds, travels from one to the other)."""
+        if getattr(self, "_made", None) is None:
+            self._made = self._make_settings()
+        return self._made
+
+    def _make_settings(self) -> tuple[list[tuple[str, int, int]], HeaderOptions, ObjectStore]:
         from dcm_spark.listing import list_files
 
         path = self.options.get("path")

@@ -81,6 +81,10 @@ def opened_ahead(
     uris: Iterable[str], store: ObjectStore | None
 ) -> Iterator[tuple[str, Future[Ahead] | None]]:
     """Each uri with its file being opened (object storage), or None (read as usual)."""
+    uris = list(uris)
+    if not any(uri.startswith(OBJECT_STORES) for uri in uris):  # no threads for local files
+        yield from ((uri, None) for uri in uris)
+        return
     with ThreadPoolExecutor(AHEAD, thread_name_prefix="dcm-spark-ahead") as pool:
         pending: deque[tuple[str, Future[Ahead] | None]] = deque()
         for uri in uris:

@@ -24,13 +24,11 @@ from typing import IO
 
 from dcm_spark.dicom.header import FileError, Header
 from dcm_spark.errors import DcmSparkError
-from dcm_spark.records import ARCHIVE_SUFFIXES, MEMBER_SEPARATOR
+from dcm_spark.records import MEMBER_SEPARATOR, archive_suffix
 
 #: Converts one member (open, and its ``_path``) into its row or error.
 ConvertMember = Callable[[IO[bytes], str], Header | FileError]
 
-SEPARATOR = MEMBER_SEPARATOR
-SUFFIXES = ARCHIVE_SUFFIXES
 #: A zip member may declare at most this many bytes ...
 MAX_MEMBER_BYTES = 4 << 30
 #: ... and inflate at most this many times its compressed size (deflate's own limit is
@@ -60,7 +58,7 @@ class NotARegularMember(DcmSparkError, ValueError):
 
 def is_archive(path: str) -> bool:
     """Whether ``path`` names an archive this module reads (by its suffix)."""
-    return path.lower().endswith(SUFFIXES)
+    return bool(archive_suffix(path))
 
 
 def read_members(
@@ -80,7 +78,7 @@ def read_members(
 
 
 def _checked_name(archive: str, name: str) -> tuple[str, FileError | None]:
-    path = f"{archive}{SEPARATOR}{name}"
+    path = f"{archive}{MEMBER_SEPARATOR}{name}"
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or ".." in parts:
         return path, _error(path, UnsafeMemberName("member name is absolute or climbs out"))
