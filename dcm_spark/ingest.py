@@ -23,6 +23,7 @@ promoted, a full refresh) read the data files back through Spark's Delta writer.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import functools
 import json
@@ -180,6 +181,52 @@ def _stderr(line: str) -> None:
     print(f"[dcm-spark] {line}", file=sys.stderr, flush=True)
 
 
+#: Told ``(files parsed, files to parse)`` while a run parses (a progress bar).
+Progress = Callable[[int, int], None]
+
+#: Seconds between two looks at the parse's tasks, for `Progress`.
+PROGRESS_EVERY = 0.5
+
+
+@contextmanager
+def _spark_progress(spark: SparkSession, n_files: int, progress: Progress | None) -> Iterator[None]:
+    """Tell ``progress`` how many of ``n_files`` the Spark jobs started in this block (in
+    this thread) have parsed, from the tasks they finished (Spark's status tracker, read
+    every `PROGRESS_EVERY` seconds): a task's files count once the task is done."""
+    if progress is None:
+        yield
+        return
+    sc = spark.sparkContext
+    group, before = f"dcm-spark-parse-{uuid.uuid4().hex}", sc.getLocalProperty("spark.jobGroup.id")
+    sc.setLocalProperty("spark.jobGroup.id", group)
+    stop, told = threading.Event(), [0]
+
+    def poll() -> None:
+        tracker = sc.statusTracker()
+        while not stop.wait(PROGRESS_EVERY):
+            jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
+            stages = [tracker.getStageInfo(s) for job in jobs if job for s in job.stageIds]
+            done = sum(s.numCompletedTasks for s in stages if s)
+            tasks = sum(s.numTasks for s in stages if s)
+            files = n_files * done // tasks if tasks else 0
+            if files > told[0]:
+                told[0] = files
+                progress(files, n_files)
+
+    # in the caller's context: a web framework finds its request's progress bar there
+    context = contextvars.copy_context()
+    watcher = threading.Thread(target=context.run, args=(poll,), name="dcm-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        sc.setLocalProperty("spark.jobGroup.id", before)  # type: ignore[arg-type]
+    if told[0] < n_files:
+        progress(n_files, n_files)
+
+
 #: A smaller run gets fewer tasks than 3 waves: below this many files a task's own cost
 #: (a Parquet file, its schema, a Python call) outweighs balancing the cores.
 MIN_FILES_PER_TASK = 250
@@ -244,8 +291,10 @@ def _parse_here(
     parse: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     root: str,
     per_task: int,
+    progress: Progress | None = None,
 ) -> tuple[list[DataFile], list[FailedFile]]:
-    """`parse_partition` in this process, as tasks of at most ``per_task`` files would.
+    """`parse_partition` in this process, as tasks of at most ``per_task`` files would
+    (``progress`` told after each).
 
     Raises
     ------
@@ -262,6 +311,8 @@ def _parse_here(
                 parts, failures = records.from_table(batch)
                 written += parts
                 failed += failures
+            if progress is not None:
+                progress(min(start + per_task, files.num_rows), files.num_rows)
     except Exception as exc:
         delete_data_files(root, written)
         raise DcmSparkError(f"parsing in the driver failed: {safe_message(exc)}") from None
@@ -273,8 +324,12 @@ def run(
     options: IngestOptions,
     *,
     report: Callable[[str], None] = _stderr,
+    progress: Progress | None = None,
 ) -> Summary:
     """Ingest the new and changed files under ``options.inputs`` into the table.
+
+    ``report`` is told each stage in a line; ``progress``, if given, how many of the files
+    to parse are parsed, as the parse goes (see `Progress`).
 
     Returns
     -------
@@ -339,15 +394,17 @@ def run(
                 if _parse_on_driver(spark, todo_files, options):
                     summary.parsed_in = "driver"
                     report("few local files: parsed by the driver, without a Spark job")
-                    parts, failures = _parse_here(todo_files, parse, target, options.files_per_task)
+                    parts, failures = _parse_here(
+                        todo_files, parse, target, options.files_per_task, progress
+                    )
                 else:
                     summary.parsed_in = "spark"
                     tasks = _tasks(spark, n_todo, options.files_per_task)
                     todo = _partitioned(spark, todo_files, tasks)
                     # through Arrow, as the driver's parse returns them: times in UTC
-                    parts, failures = records.from_table(
-                        todo.mapInArrow(parse, PARSED_TYPE).toArrow()
-                    )
+                    with _spark_progress(spark, n_todo, progress):
+                        parsed = todo.mapInArrow(parse, PARSED_TYPE).toArrow()
+                    parts, failures = records.from_table(parsed)
                 with _discarded_on_error(target, parts):
                     current = table_state.result()
             summary.parsed = sum(p.n_rows for p in parts)

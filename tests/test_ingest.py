@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import io
 import shutil
@@ -54,6 +55,47 @@ def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_pat
     classes = {Path(r["_path"]).name: r["error_class"] for r in errors}
     assert classes["DICOMDIR"] == "DICOMDIR"
     assert set(classes) == {"DICOMDIR", "notes.txt", "empty.dcm"}
+
+
+def test_progress_counts_the_files_parsed_up_to_all_of_them(spark, tmp_path, monkeypatch) -> None:
+    from dcm_spark import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "PROGRESS_EVERY", 0.01)
+    source = tmp_path / "in"
+    source.mkdir()
+    for i in range(40):  # 40 files, 2 a task: 20 tasks on 2 cores
+        shutil.copy(get_testdata_file(DICOM_FILES[i % len(DICOM_FILES)]), source / f"{i}.dcm")
+    told: list[tuple[int, int]] = []
+    request = contextvars.ContextVar("request")  # as a web framework keeps its request
+    request.set("this run's page")
+
+    def progress(done: int, total: int) -> None:
+        assert request.get(None) == "this run's page"  # its progress bar is found
+        told.append((done, total))
+
+    options = IngestOptions((str(source),), str(tmp_path / "t"), driver_parse_limit=0)
+    run(spark, replace(options, files_per_task=2), report=lambda line: None, progress=progress)
+    assert told[-1] == (40, 40)
+    assert {total for _, total in told} == {40}
+    done = [d for d, _ in told]
+    assert done == sorted(set(done))  # only forward, each count once
+    assert any(0 < d < 40 for d in done)  # told while the tasks ran, not only at the end
+    assert all(d % 2 == 0 for d in done)  # whole tasks of 2 files
+
+
+def test_progress_in_the_driver_after_each_batch_of_files(spark, tree, tmp_path) -> None:
+    told: list[tuple[int, int]] = []
+    options = IngestOptions(
+        (str(tree),), str(tmp_path / "t"), driver_parse_limit=PARSED_IN["driver"]
+    )
+    summary = run(
+        spark,
+        replace(options, files_per_task=3),
+        report=lambda line: None,
+        progress=lambda *a: told.append(a),
+    )
+    assert summary.parsed_in == "driver"
+    assert told == [(3, 8), (6, 8), (8, 8)]  # the tree's 8 files, 3 at a time
 
 
 def test_few_local_files_are_parsed_in_the_driver_without_a_spark_job(spark, tmp_path) -> None:

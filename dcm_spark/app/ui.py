@@ -106,20 +106,16 @@ def build(state: AppState) -> gr.Blocks:
                 source = allowed_folder(folder or "", state.allow_roots)
         except DcmSparkError as exc:
             return _error(exc), title()
-        total = {"files": 0}
 
         def report(line: str) -> None:
-            if line.startswith("to parse:"):
-                total["files"] = int(line.split()[2])
-                progress((0, total["files"]), desc="parsing", unit="files")
-            elif line.startswith("parsed:"):
-                done = int(line.split()[1])
-                progress((done, max(total["files"], done)), desc="writing", unit="files")
-            else:
-                progress(None, desc=line[:80])
+            progress(None, desc=line[:80])
+
+        def parsed(done: int, total: int) -> None:
+            progress((done, total), desc="parsing", unit="files")
 
         try:
-            summary = run(state.spark, IngestOptions((str(source),), state.table), report=report)
+            options = IngestOptions((str(source),), state.table)
+            summary = run(state.spark, options, report=report, progress=parsed)
         except (DcmSparkError, ValueError) as exc:
             return _error(exc), title()
         except Exception as exc:  # Spark or Delta failing: one line, never a traceback
