@@ -27,7 +27,7 @@ HOST ?= 127.0.0.1
 APP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources package clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources bench-app bench-idc package clean
 PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # On a cluster the executors get the library (--py-files) and a packed Python
 # environment (--archives, unpacked as ./environment next to each executor).
@@ -123,6 +123,12 @@ vacuum: setup ## delete files TABLE no longer needs (RETAIN_HOURS=168; below nee
 
 bench: setup ## measure ingest against baselines on BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
+
+bench-app: setup ## time the app in Chromium on a table of BENCH_FILES generated files
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.app --files $(BENCH_FILES)
+
+bench-idc: setup ## cost of the dicom_all view: registering it, a query on it (BENCH_FILES)
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.idc --files $(BENCH_FILES)
 
 bench-sources: setup ## ingest the same generated files from disk, an S3 server and Orthanc (BENCH_FILES=2000)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.sources --files $(if $(filter 30000,$(BENCH_FILES)),2000,$(BENCH_FILES))

@@ -47,6 +47,7 @@ def register(
     *,
     idc: bool | Collection[str] = True,
     as_of: str | int | None = None,
+    data_source: bool = True,
 ) -> list[str]:
     """Register the table and its views for Spark SQL; return the names registered.
 
@@ -67,11 +68,13 @@ def register(
     the table and its side tables as they were then (Delta time travel): the same query
     gives the same answer later, as a versioned IDC release does.
 
-    It also makes ``spark.read.format("dicom")`` known (`dcm_spark.source`).
+    It also makes ``spark.read.format("dicom")`` known (`dcm_spark.source`), unless
+    ``data_source`` is false (a second in a fresh JVM, for what reads only the table).
     """
     from dcm_spark import source
 
-    source.register(spark)  # spark.read.format("dicom")
+    if data_source:
+        source.register(spark)  # spark.read.format("dicom")
     path = absolute(path)
     names = []
     if exists(spark, path):

@@ -23,7 +23,6 @@ promoted, a full refresh) read the data files back through Spark's Delta writer.
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import functools
 import json
@@ -58,6 +57,7 @@ from dcm_spark.paths import (
     local_path,
     promotions_path,
 )
+from dcm_spark.progress import Progress, spark_progress
 from dcm_spark.pseudonyms import PathPolicy, stored_paths
 from dcm_spark.records import META_SCHEMA, DataFile, FailedFile, listed_path_sql
 from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
@@ -179,52 +179,6 @@ class Summary:
 
 def _stderr(line: str) -> None:
     print(f"[dcm-spark] {line}", file=sys.stderr, flush=True)
-
-
-#: Told ``(files parsed, files to parse)`` while a run parses (a progress bar).
-Progress = Callable[[int, int], None]
-
-#: Seconds between two looks at the parse's tasks, for `Progress`.
-PROGRESS_EVERY = 0.5
-
-
-@contextmanager
-def _spark_progress(spark: SparkSession, n_files: int, progress: Progress | None) -> Iterator[None]:
-    """Tell ``progress`` how many of ``n_files`` the Spark jobs started in this block (in
-    this thread) have parsed, from the tasks they finished (Spark's status tracker, read
-    every `PROGRESS_EVERY` seconds): a task's files count once the task is done."""
-    if progress is None:
-        yield
-        return
-    sc = spark.sparkContext
-    group, before = f"dcm-spark-parse-{uuid.uuid4().hex}", sc.getLocalProperty("spark.jobGroup.id")
-    sc.setLocalProperty("spark.jobGroup.id", group)
-    stop, told = threading.Event(), [0]
-
-    def poll() -> None:
-        tracker = sc.statusTracker()
-        while not stop.wait(PROGRESS_EVERY):
-            jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
-            stages = [tracker.getStageInfo(s) for job in jobs if job for s in job.stageIds]
-            done = sum(s.numCompletedTasks for s in stages if s)
-            tasks = sum(s.numTasks for s in stages if s)
-            files = n_files * done // tasks if tasks else 0
-            if files > told[0]:
-                told[0] = files
-                progress(files, n_files)
-
-    # in the caller's context: a web framework finds its request's progress bar there
-    context = contextvars.copy_context()
-    watcher = threading.Thread(target=context.run, args=(poll,), name="dcm-progress", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        watcher.join()
-        sc.setLocalProperty("spark.jobGroup.id", before)  # type: ignore[arg-type]
-    if told[0] < n_files:
-        progress(n_files, n_files)
 
 
 #: A smaller run gets fewer tasks than 3 waves: below this many files a task's own cost
@@ -402,7 +356,7 @@ def run(
                     tasks = _tasks(spark, n_todo, options.files_per_task)
                     todo = _partitioned(spark, todo_files, tasks)
                     # through Arrow, as the driver's parse returns them: times in UTC
-                    with _spark_progress(spark, n_todo, progress):
+                    with spark_progress(spark, n_todo, progress):
                         parsed = todo.mapInArrow(parse, PARSED_TYPE).toArrow()
                     parts, failures = records.from_table(parsed)
                 with _discarded_on_error(target, parts):

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = job_session("dcm-spark app")
     state = None
     try:
-        state = AppState.open(spark, args.table, allow_roots=roots)
+        state = AppState.open(spark, args.table, allow_roots=roots, warm_up=True)
         print(f"app: serving {state.table} on http://{args.host}:{args.port}", flush=True)
         launch(state, args.host, args.port)
     except DcmSparkError as exc:

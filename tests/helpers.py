@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import io
 import json
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,10 @@ def synthetic_file() -> io.BytesIO:
         ds.save_as(buffer, enforce_file_format=True)
     buffer.seek(0)
     return buffer
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,18 +22,19 @@ from typing import Any
 import pydicom
 import pytest
 
+from tests.browser import available, chromium, until
+from tests.browser import tab as _tab
+from tests.browser import text as _text
 from tests.corpus import build_highdicom_objects
-from tests.helpers import ingest, pydicom_path
+from tests.helpers import free_port, ingest, pydicom_path
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 WAIT = 90  # seconds: an ingest through the page runs a Spark job on 2 shared cores
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        not available(),
         reason="no browser: apt-get install chromium chromium-driver",
     ),
 ]
@@ -44,12 +44,6 @@ def _read(path: Path) -> pydicom.Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pydicom.dcmread(path, stop_before_pixels=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +62,7 @@ def served(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     ingest(spark, [inputs], table, where="driver")
     # Its own SQL session: the app's views do not replace those other tests registered.
     state = AppState.open(spark.newSession(), str(table))
-    port = _free_port()
+    port = free_port()
     page = launch(state, "127.0.0.1", port, block=False)
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "seg": inputs / seg.name, "state": state}
@@ -79,60 +73,13 @@ def served(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 
 @pytest.fixture(scope="module")
 def browser(served: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    downloads = tmp_path_factory.mktemp("downloads")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,860",
-        "--disable-background-networking",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    # the driver's path given: Selenium Manager has nothing to look up or download
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd(
-        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
-    )
-    driver.downloads = downloads
-    driver.get(served["url"])
-    try:
+    with chromium(tmp_path_factory.mktemp("downloads"), log_requests=True) as driver:
+        driver.get(served["url"])
         yield driver
-    finally:
-        driver.quit()
 
 
 def _until(check: Callable[[], Any], what: str, seconds: float = WAIT) -> Any:
-    deadline = time.monotonic() + seconds
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # the element is not there yet, or went stale
-            last = exc
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what} ({last})")
-
-
-def _text(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
-
-
-def _tab(driver: Any, name: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    tabs = driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")
-    next(t for t in tabs if t.text == name).click()
+    return until(check, what, seconds)
 
 
 def _screenshot(driver: Any, name: str, element: Any = None) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 
 from dcm_spark.app.space import requirements, write_space
 from dcm_spark.session import IVY_DIR
-from tests.helpers import pydicom_path
+from tests.helpers import free_port, pydicom_path
 
 
 def test_requirements_are_pinned_and_hold_the_app() -> None:
@@ -28,12 +27,6 @@ def test_requirements_are_pinned_and_hold_the_app() -> None:
     names = {p.split("==")[0] for p in pins}
     assert {"gradio", "pyspark", "delta-spark", "pydicom", "sqlglot"} <= names
     assert not names & {"pytest", "selenium", "ruff", "moto"}  # dev extras stay out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -48,7 +41,7 @@ def test_space_folder_serves_the_app_alone(tmp_path: Path) -> None:
     demo.mkdir()
     for name in ("CT_small.dcm", "MR_small.dcm"):
         shutil.copy(pydicom_path(name), demo / name)
-    port = _free_port()
+    port = free_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {
         "PATH": f"{venv_bin}:/usr/bin:/bin",

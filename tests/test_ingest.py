@@ -58,9 +58,9 @@ def test_first_run_puts_every_file_in_one_of_the_two_tables(spark, tree, tmp_pat
 
 
 def test_progress_counts_the_files_parsed_up_to_all_of_them(spark, tmp_path, monkeypatch) -> None:
-    from dcm_spark import ingest as ingest_module
+    from dcm_spark import progress as progress_module
 
-    monkeypatch.setattr(ingest_module, "PROGRESS_EVERY", 0.01)
+    monkeypatch.setattr(progress_module, "PROGRESS_EVERY", 0.01)
     source = tmp_path / "in"
     source.mkdir()
     for i in range(40):  # 40 files, 2 a task: 20 tasks on 2 cores

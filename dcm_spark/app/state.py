@@ -8,6 +8,7 @@ only its methods; nothing else keeps state.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import functools
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 
 from dcm_spark.app.guard import QueryRefused, check_query
 from dcm_spark.catalog import IDC_VIEWS, VIEWS, register
+from dcm_spark.delta.table import column_counts
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.idc.bigquery import to_spark
 from dcm_spark.idc.view import columns_read
@@ -85,13 +87,21 @@ class AppState:
     views: list[str] = field(default_factory=list)
     _cache: dict[tuple[str, int], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _computing: threading.RLock = field(default_factory=threading.RLock)
     _registered: int = -1
 
     @classmethod
     def open(
-        cls, spark: SparkSession, table: str, *, allow_roots: tuple[Path, ...] = ()
+        cls,
+        spark: SparkSession,
+        table: str,
+        *,
+        allow_roots: tuple[Path, ...] = (),
+        warm_up: bool = False,
     ) -> AppState:
-        """Register the table's views (no IDC layout yet: it is laid out when a query reads it)."""
+        """Register the table's views (no IDC layout yet: it is laid out when a query reads
+        it); with ``warm_up``, count the rows and fill the schema's counts in the background
+        meanwhile, so the first page does not wait for Spark's first jobs after it loads."""
         # SQL scripts (BEGIN ... END) would run statements the guard never saw as such.
         spark.conf.set("spark.sql.scripting.enabled", "false")
         state = cls(
@@ -101,7 +111,13 @@ class AppState:
             allow_roots=allow_roots,
         )
         state.refresh()
+        if warm_up:
+            threading.Thread(target=state._warm_up, name="dcm-warm-up", daemon=True).start()
         return state
+
+    def _warm_up(self) -> None:
+        with contextlib.suppress(Exception):  # the page that needs them says what failed
+            self.row_count(), self.fill_counts(), self.promotions()
 
     # -- the table ---------------------------------------------------------------------
 
@@ -109,7 +125,7 @@ class AppState:
         """Register the views again (after an ingest: the new rows and columns show)."""
         with self._lock:
             self._registered = self.version()
-            self.views = register(self.spark, self.table, idc=False)
+            self.views = register(self.spark, self.table, idc=False, data_source=False)
         return self.views
 
     def refresh_if_changed(self) -> None:
@@ -136,17 +152,17 @@ class AppState:
         return int(last[0]["version"]) if last else -1
 
     def _memo(self, name: str, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per registered table version."""
-        key = (name, self._registered)
-        if key not in self._cache:
-            self._cache = {k: v for k, v in self._cache.items() if k[1] == self._registered}
-            self._cache[key] = compute()
-        return self._cache[key]
+        """``compute()`` once per registered table version (a second caller waits for the
+        first's result)."""
+        with self._computing:
+            key = (name, self._registered)
+            if key not in self._cache:
+                self._cache = {k: v for k, v in self._cache.items() if k[1] == self._registered}
+                self._cache[key] = compute()
+            return self._cache[key]
 
     def row_count(self) -> int:
-        if "dicom" not in self.views:
-            return 0
-        return int(self._memo("rows", self.spark.table("dicom").count))
+        return self.fill_counts()[""]
 
     def schema(self) -> Any:
         """The table's Spark schema (None without a table)."""
@@ -160,6 +176,9 @@ class AppState:
     def _fill_counts(self) -> dict[str, int]:
         if "dicom" not in self.views:
             return {"": 0}
+        counted = column_counts(self.table, self._registered)  # a local table: no Spark job
+        if counted is not None:
+            return counted
         df = self.spark.table("dicom")
         exprs = ["count(*) AS `__rows`"] + [
             f"count(`{c}`) AS `{i}`" for i, c in enumerate(df.columns)
@@ -200,7 +219,9 @@ class AppState:
         query = check_query(sql)
         if any(v in query.lower() for v in IDC_VIEWS):
             with self._lock:  # the IDC layout of only the columns the query reads
-                self.views = register(self.spark, self.table, idc=columns_read(query) or True)
+                self.views = register(
+                    self.spark, self.table, idc=columns_read(query) or True, data_source=False
+                )
         df = self._sql(query)
         self._check_inputs(df)
         arrow = self._guarded(lambda: df.limit(self.row_limit + 1).toArrow())

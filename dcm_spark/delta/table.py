@@ -22,10 +22,38 @@ if TYPE_CHECKING:
 
 
 def exists(spark: SparkSession, path: str) -> bool:
-    """Is there a Delta table at ``path``?"""
+    """Is there a Delta table at ``path``? (A local one is read with delta-rs: Delta's own
+    check loads its classes, seconds in a fresh JVM.)"""
+    local = local_path(path)
+    if local is not None:
+        from deltalake import DeltaTable as RustTable
+
+        return bool(RustTable.is_deltatable(local))
     from delta.tables import DeltaTable
 
     return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def column_counts(path: str, version: int) -> dict[str, int] | None:
+    """How many rows of a local table (as of ``version``) have a value in each top-level
+    column, and ``""``: its rows; read with delta-rs and pyarrow, a pass over the data
+    files without Spark. None where they cannot read it (not local; a table feature such
+    as deletion vectors that delta-rs does not read into Arrow): count with Spark then."""
+    local = local_path(path)
+    if local is None:
+        return None
+    try:
+        from deltalake import DeltaTable
+
+        dataset = DeltaTable(local, version=version).to_pyarrow_dataset()
+        counts = dict.fromkeys(["", *dataset.schema.names], 0)
+        for batch in dataset.to_batches():
+            counts[""] += batch.num_rows
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                counts[name] += batch.num_rows - column.null_count
+    except Exception:  # what delta-rs does not read, Spark does
+        return None
+    return counts
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,120 @@
+"""Benchmark of the `dicom_all` view (``make bench-idc``): what IDC's layout costs.
+
+    python -m bench.idc --files 30000 [--repeats 5]
+
+On a generated corpus (bench/corpus.py) ingested by the real job, one Spark session
+(``spark-submit bench/idc.py --measure TABLE``, ``local[2]``) measures, warm, alternating
+the runs so the machine's drift falls on both sides:
+
+- registering the views without ``dicom_all``, with the whole layout (``catalog.register``'s
+  default), and with the layout of only the columns one query reads (what ``make sql``,
+  ``make idc-index`` and the app register);
+- ``SELECT Modality, count(*) ... GROUP BY Modality`` on ``dicom``, on the whole
+  ``dicom_all`` and on the restricted one.
+
+Medians of ``--repeats``; results in ``bench/results/<date>-<files>-idc.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+QUERY = "SELECT Modality, count(*) AS n FROM {} GROUP BY Modality"
+
+
+def _seconds(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def measure(table: str, repeats: int) -> dict[str, Any]:
+    """In this process's Spark session (run under spark-submit)."""
+    from dcm_spark.catalog import register
+    from dcm_spark.idc.view import columns_read
+    from dcm_spark.session import job_session
+
+    spark = job_session("dcm-spark bench idc")
+    query = QUERY.format("dicom_all")
+    read = columns_read(query)
+    ways: dict[str, Callable[[], Any]] = {
+        "without": lambda: register(spark, table, idc=False),
+        "whole": lambda: register(spark, table, idc=True),
+        "restricted": lambda: register(spark, table, idc=read),
+    }
+    for way in ways.values():
+        way()  # warm-up
+    registered: dict[str, list[float]] = {name: [] for name in ways}
+    queried: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, way in ways.items():
+            registered[name].append(_seconds(way))
+            view = "dicom" if name == "without" else "dicom_all"
+            spark.sql(QUERY.format(view)).collect()  # warm-up of this registration
+            queried[name].append(_seconds(spark.sql(QUERY.format(view)).collect))
+    median = {name: statistics.median(v) for name, v in registered.items()}
+    answer = {name: statistics.median(v) for name, v in queried.items()}
+    return {
+        "rows": spark.table("dicom").count(),
+        "table_columns": len(spark.table("dicom").columns),
+        "register_s": {k: round(v, 3) for k, v in median.items()},
+        "register_added_s": {
+            name: round(median[name] - median["without"], 3) for name in ("whole", "restricted")
+        },
+        "group_by_modality_s": {k: round(v, 3) for k, v in answer.items()},
+        "group_by_modality_ratio": {
+            name: round(answer[name] / answer["without"], 2) for name in ("whole", "restricted")
+        },
+        "all_runs": {"register": registered, "query": queried},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.idc", description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=30000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--measure", metavar="TABLE", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:  # inside spark-submit
+        args.result.write_text(json.dumps(measure(args.measure, args.repeats)))
+        return 0
+
+    from bench.corpus import generate
+    from bench.run import ROOT, machine, spark_submit
+
+    out_dir = args.out or ROOT / "bench" / "results"
+    with tempfile.TemporaryDirectory(prefix="dcm-bench-idc-") as scratch:
+        work = Path(scratch)
+        generate(work / "in", args.files)
+        table, result = work / "dicom", work / "result.json"
+        spark_submit("jobs/ingest.py", "--input", str(work / "in"), "--table", str(table))
+        spark_submit(
+            "bench/idc.py",
+            "--measure",
+            str(table),
+            "--repeats",
+            str(args.repeats),
+            "--result",
+            str(result),
+        )
+        figures = {"files": args.files, "machine": machine(), **json.loads(result.read_text())}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{datetime.date.today().isoformat()}-{args.files}-idc.json"
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in figures.items() if k != "all_runs"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
