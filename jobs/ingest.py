@@ -130,6 +130,35 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="with --deidentify basic: keep UIDs as they are (Annex E's Retain UIDs Option)",
     )
     parser.add_argument(
+        "--retain-safe-private",
+        action="store_true",
+        help="with --deidentify basic: keep the private elements that DICOM PS3.15 Table "
+        "E.3.10-1 lists as safe for their private creator (Annex E's Retain Safe Private "
+        "Option; the list: dcm_spark/dicom/safe_private.csv); every other private element "
+        "is removed",
+    )
+    parser.add_argument(
+        "--retain-device-identity",
+        action="store_true",
+        help="with --deidentify basic: keep what identifies the device (serial numbers, "
+        "station names, device UIDs: the K rows of DICOM PS3.15 Table E.1-1's Retain Device "
+        "Identity Option)",
+    )
+    parser.add_argument(
+        "--retain-institution-identity",
+        action="store_true",
+        help="with --deidentify basic: keep institution and department names, address and "
+        "trial site (the K rows of Table E.1-1's Retain Institution Identity Option)",
+    )
+    parser.add_argument(
+        "--clean-descriptors",
+        action="store_true",
+        help="with --deidentify basic: keep short descriptors (study and series descriptions, "
+        "protocol names, labels) that hold no word of the file's identifying values, no "
+        "four-digit number, date or '@' (Table E.1-1's Clean Descriptors Option); comments "
+        "and other free text are still removed",
+    )
+    parser.add_argument(
         "--path-mode",
         choices=[m.value for m in PathMode],
         help="what the table keeps of each file's path: 'keep' it, a keyed 'pseudonym' of "
@@ -167,9 +196,22 @@ def main(argv: list[str] | None = None) -> int:
                 hash_key=key if basic else None,
                 retain_longitudinal=args.retain_longitudinal,
                 retain_uids=args.retain_uids,
+                retain_safe_private=args.retain_safe_private,
+                retain_device_identity=args.retain_device_identity,
+                retain_institution_identity=args.retain_institution_identity,
+                clean_descriptors=args.clean_descriptors,
             )
-        elif args.retain_longitudinal or args.retain_uids:
-            raise ValueError("--retain-longitudinal and --retain-uids need --deidentify basic")
+        elif args.retain_longitudinal or args.retain_uids or args.retain_safe_private:
+            raise ValueError(
+                "--retain-longitudinal, --retain-uids and --retain-safe-private need "
+                "--deidentify basic"
+            )
+        elif args.retain_device_identity or args.retain_institution_identity:
+            raise ValueError(
+                "--retain-device-identity and --retain-institution-identity need --deidentify basic"
+            )
+        elif args.clean_descriptors:
+            raise ValueError("--clean-descriptors needs --deidentify basic")
         mode = PathMode(args.path_mode or ("keep" if args.deidentify == "none" else "pseudonym"))
         if mode is not PathMode.KEEP and key is None:
             raise ValueError(

@@ -22,15 +22,15 @@ so one run is consistent, but joins across runs break; pass the same key to ever
 stable pseudonyms, and keep it secret (with it, a known UID or ID can be matched).
 
 Private attributes (odd groups) are removed at every depth: ``OtherElements`` entries,
-``Tag_ggggeeee`` sequence columns, ``_BulkData`` entries. Not implemented: the Retain Safe
-Private option and every other option of Table E.1-1, and burned-in text in pixel data. What
-the row cannot show safely goes too: ``OtherElements`` entries of profile attributes (values
-that did not parse), of unknown public tags and of subtrees kept as DICOM JSON text (deeper
-than ``max_depth``); ``Tag_`` columns of unknown public sequences; ``_BulkData`` entries of
-profile attributes; the file meta elements that name the sending site (AE titles,
-presentation addresses, private information). The top level gets PatientIdentityRemoved
-"YES", DeidentificationMethod and DeidentificationMethodCodeSequence (DCM 113100), as E.1.1
-asks.
+``Tag_ggggeeee`` sequence columns, ``_BulkData`` entries (but see ``retain_safe_private``).
+Not implemented: Table E.1-1's patient characteristics, structured content and graphics
+options, and burned-in text in pixel data. What the row cannot show safely goes too:
+``OtherElements`` entries of profile attributes (values that did not parse), of unknown
+public tags and of subtrees kept as DICOM JSON text (deeper than ``max_depth``); ``Tag_``
+columns of unknown public sequences; ``_BulkData`` entries of profile attributes; the file
+meta elements that name the sending site (AE titles, presentation addresses, private
+information). The top level gets PatientIdentityRemoved "YES", DeidentificationMethod and
+DeidentificationMethodCodeSequence (DCM 113100), as E.1.1 asks.
 
 ``exclude`` removes columns at every depth, by keyword or tag, with either profile.
 
@@ -45,6 +45,13 @@ one would shift differently in every run); LongitudinalTemporalInformationModifi
 
 ``retain_uids`` (Retain UIDs Option): UIDs are kept as they are (DCM 113110), so the table
 joins with the original data; everything else as the profile says.
+
+``retain_safe_private`` (Retain Safe Private Option, DCM 113111): the private elements that
+PS3.15 Table E.3.10-1 lists as safe for their block's creator stay, the rest goes; values are
+not inspected, but UIDs the table says are UI are replaced (`dcm_spark.dicom.safe_private`).
+
+``retain_device_identity``, ``retain_institution_identity``, ``clean_descriptors``: Table
+E.1-1's options of those names, as `dcm_spark.dicom.descriptors` says.
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -65,28 +72,22 @@ import pyarrow as pa
 from pydicom.datadict import DicomDictionary, RepeatersDictionary, keyword_for_tag
 
 from dcm_spark import schema
+from dcm_spark.dicom import descriptors, safe_private
 from dcm_spark.dicom._annex_e import BASIC_PROFILE
 from dcm_spark.dicom.header import Header
+from dcm_spark.dicom.safe_private import NO_SAFE, Kept, kept_tags, tag_of
 from dcm_spark.dicom.vr import BULK_DATA, OTHER_ELEMENTS, Kind, element_spec
 
 DUMMY = "ANONYMIZED"
 # LO holds 64 characters at most: a longer method text would not fit a DICOM file.
 METHOD = "DICOM PS3.15 Annex E Basic Profile (dcm-spark)"
-METHOD_CODE = {
-    "CodeValue": "113100",
-    "CodingSchemeDesignator": "DCM",
-    "CodeMeaning": "Basic Application Confidentiality Profile",
-}
-UIDS_CODE = {
-    "CodeValue": "113110",
-    "CodingSchemeDesignator": "DCM",
-    "CodeMeaning": "Retain UIDs Option",
-}
-LONGITUDINAL_CODE = {
-    "CodeValue": "113107",
-    "CodingSchemeDesignator": "DCM",
-    "CodeMeaning": "Retain Longitudinal Temporal Information Modified Dates Option",
-}
+
+
+METHOD_CODE = descriptors.code("113100", "Basic Application Confidentiality Profile")
+UIDS_CODE = descriptors.code("113110", "Retain UIDs Option")
+SAFE_PRIVATE_CODE = descriptors.code("113111", "Retain Safe Private Option")
+_LONGITUDINAL = "Retain Longitudinal Temporal Information Modified Dates Option"
+LONGITUDINAL_CODE = descriptors.code("113107", _LONGITUDINAL)
 #: Kept with ``retain_longitudinal`` (ages), and not shifted by it (a birth date).
 _AGES = frozenset({"PatientAge"})
 _UNSHIFTED = frozenset({"PatientBirthDate"})
@@ -123,6 +124,8 @@ _ACTIONS = {
     for k, a in (BASIC_PROFILE | _FILE_META).items()
 }
 _REMOVED = frozenset(k for k, a in _ACTIONS.items() if a == "X")
+_ACTED_ON = frozenset(k for k, a in _ACTIONS.items() if a != "K")
+_OPTIONS = {"retain_uids": UIDS_CODE, "retain_safe_private": SAFE_PRIVATE_CODE} | descriptors.CODES
 _TEXT_DUMMIES = {"TM": "00:00:00", "DA": "19000101", "DT": "19000101000000", "AS": "000Y"}
 _TEXT_DUMMIES |= {"DS": "0", "IS": "0"}
 _TAG_TEXT = re.compile(r"(?:Tag_)?([0-9A-Fa-f]{8})|\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
@@ -167,9 +170,16 @@ class Policy:
     hash_key: bytes | None = field(default=None, repr=False)  # a secret: never in logs
     retain_longitudinal: bool = False
     retain_uids: bool = False
+    retain_safe_private: bool = False
+    retain_device_identity: bool = False
+    retain_institution_identity: bool = False
+    clean_descriptors: bool = False
     _tags: frozenset[int] = field(init=False, repr=False, compare=False)
     _json_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _drop: frozenset[str] = field(init=False, repr=False, compare=False)
+    _kept: frozenset[str] = field(init=False, repr=False, compare=False)  # retain options' K
+    # Table E.3.10-1 with ``retain_safe_private``: read on the driver, pickled to the workers
+    _safe: Mapping[safe_private.Key, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: derived fields are set once, here
@@ -186,12 +196,17 @@ class Policy:
         put(self, "_tags", frozenset(tags))
         put(self, "_json_keys", tuple(f'"{t:08X}"' for t in sorted(tags)))  # DICOM JSON keys
         basic = self.profile is Profile.BASIC
+        kept = descriptors.retained(self.retain_device_identity, self.retain_institution_identity)
+        put(self, "_kept", kept)
         removed = _REMOVED - _AGES if self.retain_longitudinal else _REMOVED
+        removed -= kept | (descriptors.CLEANABLE if self.clean_descriptors else frozenset())
         put(self, "_drop", self.exclude | removed if basic else self.exclude)
         if self.hash_key is not None and not basic:
             raise ValueError("hash_key applies to the basic profile only")
-        if self.retain_uids and not basic:
-            raise ValueError("retain_uids is an option of the basic profile")
+        for option in _OPTIONS:
+            if getattr(self, option) and not basic:
+                raise ValueError(f"{option} is an option of the basic profile")
+        put(self, "_safe", safe_private.table() if self.retain_safe_private else {})
         if self.retain_longitudinal and (not basic or self.hash_key is None):
             raise ValueError(
                 "retain_longitudinal needs the basic profile and a hash_key: a random key "
@@ -257,24 +272,28 @@ def apply(header: Header, policy: Policy) -> Header:
     if policy.retain_longitudinal:
         patient = header.values.get("PatientID")
         shift = policy.date_shift(patient if isinstance(patient, str) else "")
-    values = _values(header.values, header.types, policy, shift)
-    types = _types(header.types, policy)
+    clean = policy.clean_descriptors  # the instance's identifying words, to clean with
+    words = descriptors.identifying_words(header.values, _ACTED_ON) if clean else None
+    values = _values(header.values, header.types, policy, shift, words)
+    types = _types(header.types, policy, [header.values])
     for name in (OTHER_ELEMENTS, BULK_DATA):  # emptied here: gone, as `read_header` does
         if name in values and not values[name]:
             del values[name], types[name]
     if policy.profile is Profile.BASIC:
-        _mark(values, types, longitudinal=shift is not None, uids=policy.retain_uids)
+        _mark(values, types, shift is not None, policy)
     return Header(values, types)
 
 
-def _dropped(name: str, column_type: pa.DataType, policy: Policy) -> bool:
+def _dropped(name: str, column_type: pa.DataType, policy: Policy, kept: Kept = NO_SAFE) -> bool:
     if name in policy._drop:
         return True
     if policy.profile is Profile.NONE:
         return False
-    # Private sequences, and unknown public ones whose content the profile cannot judge;
-    # a sequence whose type conflicted across items holds its subtree as JSON text.
-    return name.startswith("Tag_") or (name in _SEQUENCES and not pa.types.is_list(column_type))
+    # Private sequences (unless ``kept`` as safe), and unknown public ones whose content the
+    # profile cannot judge; a sequence whose type conflicted across items holds JSON text.
+    if name.startswith("Tag_"):
+        return tag_of(name) not in kept
+    return name in _SEQUENCES and not pa.types.is_list(column_type)
 
 
 def _is_items(name: str, column_type: pa.DataType) -> bool:
@@ -290,20 +309,25 @@ def _fields(item_type: pa.DataType) -> dict[str, pa.DataType]:
     return {f.name: f.type for f in item_type} if pa.types.is_struct(item_type) else {}
 
 
-def _types(types: Mapping[str, pa.DataType], policy: Policy) -> dict[str, pa.DataType]:
+def _types(
+    types: Mapping[str, pa.DataType], policy: Policy, rows: Sequence[Any] = ()
+) -> dict[str, pa.DataType]:
+    """``rows``: the data sets of ``types``; with ``retain_safe_private``, their safe tags."""
+    rows = rows if policy._safe else ()
+    kept = kept_tags(rows, policy._safe)
     out: dict[str, pa.DataType] = {}
     for name, column_type in types.items():
-        if _dropped(name, column_type, policy):
+        if _dropped(name, column_type, policy, kept):
             continue
-        out[name] = (
-            _item_types(column_type, policy) if _is_items(name, column_type) else column_type
-        )
+        if _is_items(name, column_type):
+            column_type = _item_types(column_type, policy, safe_private.items_of(rows, name))
+        out[name] = column_type
     return out
 
 
-def _item_types(column_type: pa.DataType, policy: Policy) -> pa.DataType:
+def _item_types(column_type: pa.DataType, policy: Policy, items: Sequence[Any] = ()) -> pa.DataType:
     """A sequence column's type without the removed fields, at every depth."""
-    kept = _types(_fields(column_type.value_type), policy)
+    kept = _types(_fields(column_type.value_type), policy, items)
     # An item without fields is null, as in `read_header`: Parquet has no empty struct.
     return pa.list_(pa.struct(list(kept.items())) if kept else pa.null())
 
@@ -313,20 +337,30 @@ def _values(
     types: Mapping[str, pa.DataType],
     policy: Policy,
     shift: datetime.timedelta | None = None,
+    words: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     basic = policy.profile is Profile.BASIC
+    safe = kept_tags([values], policy._safe)
     for name, value in values.items():
         column_type = types.get(name, pa.null())
-        if _dropped(name, column_type, policy):
+        if _dropped(name, column_type, policy, safe):
             continue
         if name in (OTHER_ELEMENTS, BULK_DATA):
-            kept = [e for e in value or () if _keep_entry(e, name == OTHER_ELEMENTS, policy)]
-            out[name] = kept or None
+            text = name == OTHER_ELEMENTS
+            kept = [e for e in value or () if _keep_entry(e, text, policy, safe)]
+            out[name] = [_safe_uids(e, safe, policy) if text else e for e in kept] or None
             continue
         action = _ACTIONS.get(name) if basic else None
         if shift is not None and name in _AGES:
             action = "K"  # ages are kept with the longitudinal option
+        if name in policy._kept:
+            action = "K"
+        elif words is not None and name in descriptors.CLEANABLE:
+            if descriptors.is_clean(value, words):
+                action = "K"
+            elif action == "X":  # not in ``_drop``: its column stays, null
+                action = "Z"
         if _is_items(name, column_type):
             if action == "Z":
                 value = None
@@ -335,9 +369,11 @@ def _values(
             elif value is not None:
                 fields = _fields(column_type.value_type)
                 # No field left: items are null, as their type (see `_item_types`).
-                empty = all(_dropped(n, t, policy) for n, t in fields.items())
+                inner = kept_tags(value, policy._safe)
+                empty = all(_dropped(n, t, policy, inner) for n, t in fields.items())
                 value = [
-                    None if i is None or empty else _values(i, fields, policy, shift) for i in value
+                    None if i is None or empty else _values(i, fields, policy, shift, words)
+                    for i in value
                 ]
         elif action is None or action == "K":
             pass
@@ -355,7 +391,7 @@ def _values(
     return out
 
 
-def _keep_entry(entry: Mapping[str, Any], text: bool, policy: Policy) -> bool:
+def _keep_entry(entry: Mapping[str, Any], text: bool, policy: Policy, safe: Kept = NO_SAFE) -> bool:
     """Whether an ``OtherElements`` (``text``) or ``_BulkData`` entry stays."""
     try:
         tag = int(entry["Tag"][4:], 16)  # "Tag_ggggeeee"
@@ -370,12 +406,22 @@ def _keep_entry(entry: Mapping[str, Any], text: bool, policy: Policy) -> bool:
             return False
     if policy.profile is Profile.NONE:
         return True
+    if tag in safe:  # listed safe for its creator; a subtree as text still goes
+        return not (text and safe_private.holds_text_tree(entry, safe[tag]))
     spec = element_spec(tag)
     if spec is None:  # private (odd group), or public but unknown to the dictionary
         return False
     if text and spec.kind is Kind.SEQUENCE:  # DICOM JSON text: the profile cannot look in
         return False
-    return _ACTIONS.get(spec.keyword, "K") == "K"
+    return _ACTIONS.get(spec.keyword, "K") == "K" or spec.keyword in policy._kept
+
+
+def _safe_uids(entry: Mapping[str, Any], safe: Kept, policy: Policy) -> Mapping[str, Any]:
+    """A kept ``OtherElements`` entry, its UIDs replaced if the safe list says UI (action U)."""
+    if policy.retain_uids or safe.get(tag_of(entry.get("Tag"))) != "UI":
+        return entry
+    data = entry.get("Data")
+    return {**entry, "Data": _map(data, policy.hash_uid) if isinstance(data, list) else None}
 
 
 def _map(value: Any, replace: Callable[[str], str]) -> Any:
@@ -420,7 +466,7 @@ def _dummy(vr: str, column_type: pa.DataType) -> Any:
 
 
 def _mark(
-    values: dict[str, Any], types: dict[str, pa.DataType], longitudinal: bool, uids: bool
+    values: dict[str, Any], types: dict[str, pa.DataType], longitudinal: bool, policy: Policy
 ) -> None:
     """Add the attributes that PS3.15 E.1.1 requires of a de-identified instance."""
     if longitudinal:
@@ -431,8 +477,9 @@ def _mark(
     methods = [m for m in old if isinstance(m, str)] if isinstance(old, list) else []
     values["DeidentificationMethod"] = methods if METHOD in methods else [*methods, METHOD]
     types["DeidentificationMethod"] = pa.list_(pa.string())
-    options = [(longitudinal, LONGITUDINAL_CODE), (uids, UIDS_CODE)]
-    for code in [METHOD_CODE, *(code for wanted, code in options if wanted)]:
+    options = [LONGITUDINAL_CODE] if longitudinal else []
+    options += [code for option, code in _OPTIONS.items() if getattr(policy, option)]
+    for code in [METHOD_CODE, *options]:
         _add_code(values, types, code)
 
 
