@@ -27,7 +27,7 @@ HOST ?= 127.0.0.1
 APP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources bench-app bench-idc package clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources bench-tools bench-app bench-idc bench-log package clean
 PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # On a cluster the executors get the library (--py-files) and a packed Python
 # environment (--archives, unpacked as ./environment next to each executor).
@@ -124,13 +124,22 @@ vacuum: setup ## delete files TABLE no longer needs (RETAIN_HOURS=168; below nee
 bench: setup ## measure ingest against baselines on BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
 
+bench-log: setup ## the Delta log after RUNS=500 small incremental runs: no-op time, checkpoints, files read
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.log_health --runs $(or $(RUNS),500)
+
+GOFAKES3 := .cache/go/bin/gofakes3
+$(GOFAKES3):
+	GOBIN=$(abspath $(@D)) go install github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0
+
+bench-tools: $(GOFAKES3) ## build gofakes3 (Go module proxy) into .cache/go/bin: bench-sources' S3 server
+
 bench-app: setup ## time the app in Chromium on a table of BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.app --files $(BENCH_FILES)
 
 bench-idc: setup ## cost of the dicom_all view: registering it, a query on it (BENCH_FILES)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.idc --files $(BENCH_FILES)
 
-bench-sources: setup ## ingest the same generated files from disk, an S3 server and Orthanc (BENCH_FILES=2000)
+bench-sources: setup ## the same generated files from disk, S3 (gofakes3 after make bench-tools, and moto) and Orthanc
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.sources --files $(if $(filter 30000,$(BENCH_FILES)),2000,$(BENCH_FILES))
 
 package: $(PACKAGE) ## build what spark-submit ships to a cluster (dist/, not committed)

@@ -60,6 +60,7 @@ from dcm_spark.paths import (
 from dcm_spark.progress import Progress, spark_progress
 from dcm_spark.pseudonyms import PathPolicy, stored_paths
 from dcm_spark.records import META_SCHEMA, DataFile, FailedFile, listed_path_sql
+from dcm_spark.sources import is_dicomweb
 from dcm_spark.tasks import cast_partition, load_partition, parse_partition, rewrite_partition
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
 PARSED_TYPE = spark_schema(records.PARSED_SCHEMA)
 
 
-#: Local files a run of a local master parses at most in the driver's Python process,
+#: Files a run of a local master parses at most in the driver's Python process,
 #: without a Spark job: as many as one task takes (`IngestOptions.files_per_task`'s
 #: default). A fresh JVM's first Spark job and its Python workers' start cost ~1.3 s
 #: before the first file is read, in which one core parses ~3,000 files. Adding 300 files
@@ -78,7 +79,7 @@ PARSED_TYPE = spark_schema(records.PARSED_SCHEMA)
 #: limit: a job's start alone is worth ~3,000 files. That holds for a job's fresh JVM
 #: (spark-submit); a long-lived session (a notebook) starts its jobs faster, and may set a
 #: lower limit. Cluster masters always use their executors: the driver may have little
-#: memory to spare, and may see paths the executors do not.
+#: memory to spare, and may see paths the executors do not. Remote sources too (bench/README).
 DRIVER_PARSE_LIMIT = 2000
 
 
@@ -97,7 +98,7 @@ class IngestOptions:
     errors_table
         Location of the errors table; ``<table>_errors`` when None.
     full_refresh
-        Rebuild the table from every listed file instead of adding what is new.
+        Rebuild the table from every listed file, not only what is new.
     header
         Conversion policy for the workers.
     privacy
@@ -107,9 +108,8 @@ class IngestOptions:
         Upper bound of files one Spark task parses and writes as one Parquet file (more
         tasks on bigger clusters); a task holds that many rows in memory.
     driver_parse_limit
-        A run of a local master with at most this many local files to parse converts
-        them in the driver's own Python process instead of a Spark job (see
-        `DRIVER_PARSE_LIMIT`); 0 always uses Spark.
+        A run of a local master with at most this many files to parse converts them in
+        the driver's process, not a Spark job (`DRIVER_PARSE_LIMIT`); 0: always Spark.
     anonymous
         Read object storage without credentials (public buckets, such as IDC's).
     paths
@@ -222,8 +222,8 @@ def _partitioned(spark: SparkSession, files: pa.Table, tasks: int) -> DataFrame:
 
 
 def _parse_on_driver(spark: SparkSession, files: pa.Table, options: IngestOptions) -> bool:
-    """Few local files into a local table, on a local master: parsing them here costs less
-    than a Spark job's start (`DRIVER_PARSE_LIMIT`).
+    """Few files (local, object storage, DICOMweb: not ``hdfs://``, the JVM's) into a local
+    table, on a local master: parsing here costs less than a job's start (`DRIVER_PARSE_LIMIT`).
 
     Only in the main thread (parsing sets process-wide warning and logging filters), and
     with SIGALRM free when files have a time budget (`dcm_spark.dicom.budget.alarms_free`).
@@ -237,7 +237,10 @@ def _parse_on_driver(spark: SparkSession, files: pa.Table, options: IngestOption
         return False
     if options.header.time_budget is not None and not alarms_free():
         return False
-    return all(local_path(p) is not None for p in files.column("_path").to_pylist())
+    return all(
+        local_path(p) is not None or p.startswith(OBJECT_STORES) or is_dicomweb(p)
+        for p in files.column("_path").to_pylist()
+    )
 
 
 def _parse_here(

@@ -30,11 +30,14 @@ from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dcm_spark import sources
 from dcm_spark.dicom.header import FileError, Header, HeaderOptions, read_header
+from dcm_spark.dicom.memo import ValueMemo
 from dcm_spark.dicom.rows import to_record_batch
-from dcm_spark.sources import dicomweb
+from dcm_spark.sources import ahead, dicomweb
 from dcm_spark.sources.dicomweb import DicomWebError, MalformedMetadata
 from tests import corpus, orthanc
+from tests.helpers import free_port
 
 WHY_MISSING = orthanc.missing()
 pytestmark = pytest.mark.skipif(WHY_MISSING is not None, reason=WHY_MISSING or "")
@@ -211,7 +214,7 @@ def test_a_study_date_query_narrows_the_listing(loaded: Loaded) -> None:
 
 
 def test_an_unreachable_server_is_a_clear_error() -> None:
-    base = f"dicomweb+http://127.0.0.1:{orthanc.free_port()}/dicom-web"
+    base = f"dicomweb+http://127.0.0.1:{free_port()}/dicom-web"
     with pytest.raises(DicomWebError) as caught:
         dicomweb.list_instances(f"{base}?StudyDate=20200101-20201231", timeout=5)
     message = str(caught.value)
@@ -432,7 +435,7 @@ def test_malformed_json_is_refused_without_its_values() -> None:
 class _Faulty(http.server.ThreadingHTTPServer):
     daemon_threads = True
     upstream = ""
-    faults: dict[str, str]  # request path -> "500", "garbage" or "slow"
+    faults: dict[str, str]  # request path -> "500", "garbage", "slow" or "one less"
     page = 7  # studies per page the proxy gives, saying there are more (Warning: 299)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -464,6 +467,8 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
             status, body = response.status, response.read()
         if paged and len(json.loads(body)) == self.server.page:
             extra["Warning"] = '299 proxy: "There are additional results that can be requested"'
+        if fault == "one less":  # the answer without its first data set
+            body = json.dumps(json.loads(body)[1:]).encode()
         self._send(status, body, extra)
 
     def _send(self, status: int, body: bytes, extra: dict[str, str]) -> None:
@@ -525,6 +530,69 @@ def test_a_failing_instance_is_a_file_error_and_the_others_convert(loaded: Loade
             assert result.error_class == "MalformedMetadata"
         else:
             assert result.error_class == "TimeoutError"
+
+
+# -- read ahead, by series -------------------------------------------------------------------
+
+
+def _read_ahead(uris: list[str]) -> dict[str, Header | FileError]:
+    """The rows of ``uris`` as a task reads them (`dcm_spark.sources.ahead`)."""
+    memo = ValueMemo()
+    return {
+        path: result
+        for uri, opened in ahead.opened_ahead(uris, None)
+        for path, result in sources.read(uri, HeaderOptions(), memo, None, opened)
+    }
+
+
+def _row(result: Header | FileError) -> Any:
+    if isinstance(result, FileError):
+        return result.error_class
+    batch = to_record_batch([result])
+    return batch.schema, batch.to_pylist()
+
+
+def test_instances_read_ahead_by_series_give_the_rows_read_one_by_one(loaded: Loaded) -> None:
+    uris = [p for p, _, _ in dicomweb.list_instances(loaded.base)]
+    whole = ahead._whole_series(uris)
+    assert len(whole) >= 3  # series fetched in one request each
+    assert dicomweb.series_of(uris[0]) not in whole  # it may go on in the task before
+
+    got = _read_ahead(uris)
+
+    assert list(got) == uris
+    for uri in uris:
+        assert _row(got[uri]) == _row(dicomweb.read_instance(uri, HeaderOptions())), uri
+
+
+def test_a_series_that_fails_is_read_instance_by_instance(loaded: Loaded) -> None:
+    uris = [p for p, _, _ in dicomweb.list_instances(loaded.base)]
+    by_series: dict[str, list[str]] = {}
+    for uri in uris:
+        by_series.setdefault(dicomweb.series_of(uri), []).append(uri)
+    failing, garbled, short = sorted(ahead._whole_series(uris), key=lambda s: by_series[s])[:3]
+    lost = by_series[failing][1]  # its series fails, and so does its own request
+
+    def path(url: str) -> str:
+        return urlsplit(url[len("dicomweb+") :]).path + "/metadata"
+
+    faults = {path(failing): "500", path(lost): "500"}
+    faults |= {path(garbled): "garbage", path(short): "one less"}
+    with _proxy(loaded.server.url, faults) as address:
+        base = f"dicomweb+{address}/dicom-web"
+        got = _read_ahead([uri.replace(loaded.base, base) for uri in uris])
+
+    assert len(got) == len(uris)
+    for uri in uris:
+        result = got[uri.replace(loaded.base, base)]
+        want = dicomweb.read_instance(uri, HeaderOptions())
+        if uri == lost:
+            assert isinstance(result, FileError) and result.error_class == "DicomWebError"
+            assert "HTTP 500" in result.message and "/instances/" in result.message
+        elif isinstance(want, FileError):  # Orthanc's own error, which the proxy cuts short
+            assert isinstance(result, FileError), uri
+        else:
+            assert _row(result) == _row(want), uri
 
 
 # -- the ingest job from a DICOMweb server ---------------------------------------------------

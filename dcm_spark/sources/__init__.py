@@ -67,11 +67,11 @@ def read(
     opened: Future[Any] | None = None,
 ) -> Iterator[tuple[str, Header | FileError]]:
     """The rows (or errors) of one listed entry, each with its ``_path`` (``opened``: the
-    file being opened ahead, `dcm_spark.sources.ahead`)."""
+    file being opened, or the instance's metadata fetched, ahead: `dcm_spark.sources.ahead`)."""
     if is_dicomweb(uri):
         from dcm_spark.sources import dicomweb
 
-        yield uri, dicomweb.read_instance(uri, options, memo)
+        yield uri, dicomweb.read_instance(uri, options, memo, fetched=opened)
         return
     try:
         handle = open_file(uri, store) if opened is None else opened.result()

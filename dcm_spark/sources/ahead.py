@@ -1,28 +1,39 @@
-"""Reading ahead from object storage: a task's next files opened, and their first block
-fetched, by a few threads while the current one is converted.
+"""Reading ahead from remote sources: a task's next files opened, and their first block
+fetched, by a few threads while the current one is converted; the same for the WADO-RS
+metadata of DICOMweb instances.
 
-Every request to object storage waits for the network (3 ms to a local S3 server, tens of
-ms to a distant one) while the converter needs ~1 ms of CPU a header: one file after the
-other, a task would mostly wait. `opened_ahead` keeps up to `AHEAD` files in flight; each
-is an `Ahead` file: its size (from the open) and its first `FIRST_BLOCK` bytes in memory,
-the rest read by range only if the converter asks (a header longer than the block; never
-pixel data it skips). Local files are not touched here: the page cache is faster.
+Every request to object storage or a DICOMweb server waits for the network and the
+server (3 ms to a local S3 server or Orthanc, tens of ms to a distant one) while the
+converter needs ~1-3 ms of CPU a header: one file after the other, a task would mostly
+wait. `opened_ahead` keeps up to `AHEAD` entries in flight. A file is an `Ahead` file: its
+size (from the open) and its first `FIRST_BLOCK` bytes in memory, the rest read by range
+only if the converter asks (a header longer than the block; never pixel data it skips).
+An instance is its metadata, parsed (`dcm_spark.sources.dicomweb.fetch_metadata`); the
+instances of a series that lies whole in the batch (neither its first nor its last, as
+the listing is sorted: every listed instance of it) come from one request for the
+series' metadata (WADO-RS series metadata), each on its own if that fails or lacks it.
+What fails ahead fails when its entry is read: an error record for that entry only.
+Local files are not touched here: the page cache is faster.
 """
 
 from __future__ import annotations
 
 import io
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from dcm_spark.paths import OBJECT_STORES, ObjectStore, filesystem
+from dcm_spark.sources import DICOMWEB_SCHEMES
 
 #: Files in flight at once, per task.
 AHEAD = 8
 #: Bytes fetched with the open: the reader's own first read (`dcm_spark.dicom.reader`).
 FIRST_BLOCK = 1 << 14
+#: The most instances of a series fetched in one request (its metadata is held in
+#: memory until its instances are converted).
+SERIES_AT_ONCE = 1000
 
 
 class Ahead(io.RawIOBase):
@@ -71,25 +82,70 @@ class Ahead(io.RawIOBase):
         super().close()
 
 
-def _open(uri: str, store: ObjectStore | None) -> Ahead:
+#: Where `opened_ahead` reads ahead.
+REMOTE = OBJECT_STORES + DICOMWEB_SCHEMES
+
+
+def _open(uri: str, store: ObjectStore | None) -> Ahead | Any:
+    """A remote file, open with its first block read; an instance's metadata."""
+    if uri.startswith(DICOMWEB_SCHEMES):
+        from dcm_spark.sources import dicomweb
+
+        return dicomweb.fetch_metadata(uri)
     fs, path = filesystem(uri, store)
     remote = fs.open_input_file(path)
     return Ahead(remote, bytes(remote.read(FIRST_BLOCK)))
 
 
+def _from_series(uri: str, series: Future[dict[str, Any]]) -> Any:
+    """An instance's metadata from its series' (fetched before it, by the same pool: no
+    thread waits for work queued behind it), or on its own."""
+    from dcm_spark.sources import dicomweb
+
+    try:
+        found = series.result().get(uri.rpartition("/")[2])
+    except Exception:  # the series failed: each instance on its own
+        found = None
+    return [found] if found is not None else dicomweb.fetch_metadata(uri)
+
+
+def _whole_series(uris: list[str]) -> set[str]:
+    """The DICOMweb series whose every listed instance is in ``uris`` (sorted as listed):
+    all but the first and the last, of 2 to `SERIES_AT_ONCE` instances."""
+    from dcm_spark.sources import dicomweb
+
+    series = [dicomweb.series_of(uri) for uri in uris if uri.startswith(DICOMWEB_SCHEMES)]
+    if not series:
+        return set()
+    counts = Counter(series)
+    return {s for s, n in counts.items() if 2 <= n <= SERIES_AT_ONCE} - {series[0], series[-1]}
+
+
 def opened_ahead(
     uris: Iterable[str], store: ObjectStore | None
-) -> Iterator[tuple[str, Future[Ahead] | None]]:
-    """Each uri with its file being opened (object storage), or None (read as usual)."""
+) -> Iterator[tuple[str, Future[Any] | None]]:
+    """Each uri with its file being opened or its metadata fetched (object storage,
+    DICOMweb), or None (read as usual)."""
     uris = list(uris)
-    if not any(uri.startswith(OBJECT_STORES) for uri in uris):  # no threads for local files
+    if not any(uri.startswith(REMOTE) for uri in uris):  # no threads for local files
         yield from ((uri, None) for uri in uris)
         return
+    from dcm_spark.sources import dicomweb
+
+    whole = _whole_series(uris)
     with ThreadPoolExecutor(AHEAD, thread_name_prefix="dcm-spark-ahead") as pool:
-        pending: deque[tuple[str, Future[Ahead] | None]] = deque()
+        pending: deque[tuple[str, Future[Any] | None]] = deque()
+        fetching: tuple[str, Future[dict[str, Any]]] | None = None  # the current series
         for uri in uris:
-            remote = uri.startswith(OBJECT_STORES)
-            pending.append((uri, pool.submit(_open, uri, store) if remote else None))
+            future: Future[Any] | None = None
+            series = dicomweb.series_of(uri) if uri.startswith(DICOMWEB_SCHEMES) else ""
+            if series in whole:
+                if fetching is None or fetching[0] != series:
+                    fetching = series, pool.submit(dicomweb.fetch_series_metadata, series)
+                future = pool.submit(_from_series, uri, fetching[1])
+            elif uri.startswith(REMOTE):
+                future = pool.submit(_open, uri, store)
+            pending.append((uri, future))
             if len(pending) >= AHEAD:
                 yield pending.popleft()
         while pending:

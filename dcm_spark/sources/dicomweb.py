@@ -20,7 +20,9 @@ JSON cannot give differs:
   (null when the server gives the value inline). Bulk data is never fetched.
 
 Connections are kept alive, one per server and thread, and opened again when the server
-has closed them.
+has closed them. The listing asks for the series of several studies, and the instances of
+several series, at once (`QUERIES` in flight); a task fetches the metadata of its next
+instances while it converts one (`dcm_spark.sources.ahead`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -43,6 +46,8 @@ from dcm_spark.sources import is_dicomweb
 PREFIX = "dicomweb+"
 ACCEPT = "application/dicom+json"
 STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"
+#: QIDO-RS queries the listing keeps in flight (a server answers several at once).
+QUERIES = 8
 
 
 class DicomWebError(DcmSparkError, OSError):
@@ -184,20 +189,66 @@ def list_instances(uri: str, *, timeout: float = 30) -> list[tuple[str, int, int
         If the server cannot be reached, answers with an HTTP error or not with DICOM JSON.
     """
     base, query = _endpoint(uri)
-    found: set[str] = set()
     studies_url = f"{base}/studies"
-    for study in _query(studies_url, query, timeout):
-        study_uid = _uid(study, STUDY_UID, studies_url)
-        series_url = f"{studies_url}/{study_uid}/series"
-        for series in _query(series_url, "", timeout):
-            series_uid = _uid(series, SERIES_UID, series_url)
-            instances_url = f"{series_url}/{series_uid}/instances"
-            for instance in _query(instances_url, "", timeout):
-                found.add(f"{PREFIX}{instances_url}/{_uid(instance, SOP_UID, instances_url)}")
+
+    def series_in(study: dict[str, Any]) -> list[str]:
+        series_url = f"{studies_url}/{_uid(study, STUDY_UID, studies_url)}/series"
+        return [
+            f"{series_url}/{_uid(series, SERIES_UID, series_url)}/instances"
+            for series in _query(series_url, "", timeout)
+        ]
+
+    def instances_in(instances_url: str) -> list[str]:
+        return [
+            f"{PREFIX}{instances_url}/{_uid(instance, SOP_UID, instances_url)}"
+            for instance in _query(instances_url, "", timeout)
+        ]
+
+    studies = _query(studies_url, query, timeout)
+    with ThreadPoolExecutor(QUERIES, thread_name_prefix="dcm-spark-qido") as pool:
+        all_series = [url for urls in pool.map(series_in, studies) for url in urls]
+        found = {path for paths in pool.map(instances_in, all_series) for path in paths}
     return [(path, 0, 0) for path in sorted(found)]
 
 
 # -- one instance (WADO-RS metadata) -----------------------------------------------------
+
+
+def _metadata_url(uri: str) -> str:
+    if not is_dicomweb(uri):
+        raise ValueError("not a DICOMweb instance URI")
+    return uri[len(PREFIX) :] + "/metadata"
+
+
+def fetch_metadata(uri: str, *, timeout: float = 30) -> Any:
+    """The WADO-RS metadata of one instance listed by `list_instances`, as parsed JSON
+    (what `read_instance` converts; raises what it turns into an error record)."""
+    found, _ = _get(_metadata_url(uri), timeout)
+    return found
+
+
+def series_of(uri: str) -> str:
+    """The series of an instance listed by `list_instances` (``.../series/{series}``)."""
+    return uri.rpartition("/instances/")[0]
+
+
+def fetch_series_metadata(series: str, *, timeout: float = 30) -> dict[str, Any]:
+    """The WADO-RS metadata of every instance of a series (`series_of`), by
+    SOPInstanceUID: one request where each instance's own would be one each (a data set
+    without a usable SOPInstanceUID is left out)."""
+    url = series[len(PREFIX) :] + "/metadata"
+    found, _ = _get(url, timeout)
+    if not isinstance(found, list):
+        raise MalformedMetadata(f"not a list of data sets from {url}")
+    by_sop: dict[str, Any] = {}
+    for ds in found:
+        try:
+            sop = ds[SOP_UID]["Value"][0]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(sop, str):
+            by_sop[sop] = ds
+    return by_sop
 
 
 def read_instance(
@@ -206,6 +257,7 @@ def read_instance(
     memo: ValueMemo | None = None,
     *,
     timeout: float = 30,
+    fetched: Future[Any] | None = None,
 ) -> Header | FileError:
     """The row of one instance listed by `list_instances`, from its WADO-RS metadata.
 
@@ -214,11 +266,15 @@ def read_instance(
     uri
         ``dicomweb+http(s)://.../studies/{study}/series/{series}/instances/{sop}``.
     options
-        Conversion policy, as for files; ``time_budget`` bounds the request too.
+        Conversion policy, as for files; ``time_budget`` bounds the request too (with
+        ``fetched``: the wait for it).
     memo
         Values converted before (`ValueMemo`), shared by the instances of one task.
     timeout
         Seconds the request may wait for the server.
+    fetched
+        `fetch_metadata` of ``uri`` running ahead (`dcm_spark.sources.ahead`), or None:
+        fetched here.
 
     Returns
     -------
@@ -228,10 +284,8 @@ def read_instance(
     """
     url = uri[len(PREFIX) :] + "/metadata" if is_dicomweb(uri) else ""
     try:
-        if not url:
-            raise ValueError("not a DICOMweb instance URI")
         with time_budget(options.time_budget):
-            found, _ = _get(url, timeout)
+            found = fetch_metadata(uri, timeout=timeout) if fetched is None else fetched.result()
             if not isinstance(found, list) or len(found) != 1 or not isinstance(found[0], dict):
                 count = len(found) if isinstance(found, list) else 0
                 raise MalformedMetadata(f"{count} data sets instead of one from {url}")
@@ -249,8 +303,11 @@ __all__ = [
     "BULK_URI_TYPE",
     "DicomWebError",
     "MalformedMetadata",
+    "fetch_metadata",
+    "fetch_series_metadata",
     "is_dicomweb",
     "list_instances",
     "read_instance",
+    "series_of",
     "to_header",
 ]
