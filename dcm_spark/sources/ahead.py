@@ -34,6 +34,11 @@ FIRST_BLOCK = 1 << 14
 #: The most instances of a series fetched in one request (its metadata is held in
 #: memory until its instances are converted).
 SERIES_AT_ONCE = 1000
+#: Series whose metadata is fetched while the instances of an earlier one are converted
+#: (a server answers a series request in one thread: one at a time left a core idle), as
+#: long as they hold no more than `SERIES_AT_ONCE` instances together. From Orthanc, 1,000
+#: instances: 204/s one series at a time, 225/s with 2 ahead, 254/s with 4 (2 cores).
+SERIES_AHEAD = 4
 
 
 class Ahead(io.RawIOBase):
@@ -109,16 +114,16 @@ def _from_series(uri: str, series: Future[dict[str, Any]]) -> Any:
     return [found] if found is not None else dicomweb.fetch_metadata(uri)
 
 
-def _whole_series(uris: list[str]) -> set[str]:
-    """The DICOMweb series whose every listed instance is in ``uris`` (sorted as listed):
-    all but the first and the last, of 2 to `SERIES_AT_ONCE` instances."""
+def _whole_series(uris: list[str]) -> dict[str, int]:
+    """The DICOMweb series whose every listed instance is in ``uris`` (sorted as listed),
+    with their number of instances: all but the first and the last, of 2 to
+    `SERIES_AT_ONCE` instances."""
     from dcm_spark.sources import dicomweb
 
     series = [dicomweb.series_of(uri) for uri in uris if uri.startswith(DICOMWEB_SCHEMES)]
-    if not series:
-        return set()
+    ends = {series[0], series[-1]} if series else set()
     counts = Counter(series)
-    return {s for s, n in counts.items() if 2 <= n <= SERIES_AT_ONCE} - {series[0], series[-1]}
+    return {s: n for s, n in counts.items() if 2 <= n <= SERIES_AT_ONCE and s not in ends}
 
 
 def opened_ahead(
@@ -133,16 +138,31 @@ def opened_ahead(
     from dcm_spark.sources import dicomweb
 
     whole = _whole_series(uris)
+    listed = (dicomweb.series_of(u) for u in uris if u.startswith(DICOMWEB_SCHEMES))
+    order = [series for series in dict.fromkeys(listed) if series in whole]
+    place = {series: i for i, series in enumerate(order)}
     with ThreadPoolExecutor(AHEAD, thread_name_prefix="dcm-spark-ahead") as pool:
         pending: deque[tuple[str, Future[Any] | None]] = deque()
-        fetching: tuple[str, Future[dict[str, Any]]] | None = None  # the current series
+        fetches: dict[str, Future[dict[str, Any]]] = {}  # this series and those ahead
+
+        def fetched(series: str) -> Future[dict[str, Any]]:
+            """The series' metadata being fetched, and that of the next `SERIES_AHEAD`."""
+            for done in [s for s in fetches if place[s] < place[series]]:
+                del fetches[done]  # its instances hold their own future
+            held = 0
+            for ahead in order[place[series] : place[series] + 1 + SERIES_AHEAD]:
+                held += whole[ahead]
+                if ahead != series and held > SERIES_AT_ONCE:
+                    break
+                if ahead not in fetches:
+                    fetches[ahead] = pool.submit(dicomweb.fetch_series_metadata, ahead)
+            return fetches[series]
+
         for uri in uris:
             future: Future[Any] | None = None
             series = dicomweb.series_of(uri) if uri.startswith(DICOMWEB_SCHEMES) else ""
             if series in whole:
-                if fetching is None or fetching[0] != series:
-                    fetching = series, pool.submit(dicomweb.fetch_series_metadata, series)
-                future = pool.submit(_from_series, uri, fetching[1])
+                future = pool.submit(_from_series, uri, fetched(series))
             elif uri.startswith(REMOTE):
                 future = pool.submit(_open, uri, store)
             pending.append((uri, future))
