@@ -27,7 +27,7 @@ HOST ?= 127.0.0.1
 APP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources bench-tools bench-app bench-idc bench-log package clean
+.PHONY: help setup test lint typecheck pytest demo ingest sql idc-index schema app space optimize vacuum bench bench-sources bench-tools bench-app bench-idc bench-log bench-wide package clean
 PACKAGE := dist/dcm_spark.zip dist/dcm_spark_env.tar.gz
 # On a cluster the executors get the library (--py-files) and a packed Python
 # environment (--archives, unpacked as ./environment next to each executor).
@@ -132,6 +132,9 @@ $(GOFAKES3):
 	GOBIN=$(abspath $(@D)) go install github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0
 
 bench-tools: $(GOFAKES3) ## build gofakes3 (Go module proxy) into .cache/go/bin: bench-sources' S3 server
+
+bench-wide: setup ## the wide corpus (thousands of fields) against the benchmark's, at BENCH_FILES
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.wide --files $(BENCH_FILES)
 
 bench-app: setup ## time the app in Chromium on a table of BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.app --files $(BENCH_FILES)
