@@ -85,3 +85,16 @@ def test_retain_uids_keeps_every_uid_and_still_removes_names() -> None:
     assert values.get("PatientName") in (None, {"Alphabetic": {"FamilyName": "ANONYMIZED"}})
     codes = {c["CodeValue"] for c in values["DeidentificationMethodCodeSequence"]}
     assert codes == {"113100", "113110"}
+
+
+def test_an_unparsable_date_is_null_and_its_text_is_nowhere() -> None:
+    """A date that does not parse cannot be shifted: the column is null, and the text the
+    file holds is not kept in ``OtherElements`` either (it may be a real date, misspelt)."""
+    header, _ = _study("PAT-1", "2020-01-01 or so")  # not a DA value
+    assert "2020-01-01 or so" in str(header.values.get("OtherElements"))  # where it went
+    values = apply(
+        header, Policy(profile=Profile.BASIC, hash_key=KEY, retain_longitudinal=True)
+    ).values
+    assert values.get("StudyDate") is None and values.get("SeriesDate") is None
+    assert "2020-01-01 or so" not in repr(values)
+    assert values["LongitudinalTemporalInformationModified"] == "MODIFIED"
