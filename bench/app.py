@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import generate
-from bench.run import ROOT, machine, spark_submit
+from bench.run import ROOT, SPARK_SUBMIT, machine, spark_env, spark_submit
 from tests.browser import available, chromium, tab, text, until
 from tests.helpers import free_port
 
@@ -87,21 +86,12 @@ def _query(driver: Any, sql: str) -> float:
 def measure(table: Path, work: Path, repeats: int) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    command = [
-        "spark-submit",
-        "--master",
-        "local[2]",
-        "--properties-file",
-        "conf/spark-defaults.conf",
-    ]
     log = (work / "app.log").open("w")
     started = time.perf_counter()
     app = subprocess.Popen(
-        [*command, "jobs/app.py", "--table", str(table), "--port", str(port)],
+        [*SPARK_SUBMIT, "jobs/app.py", "--table", str(table), "--port", str(port)],
         cwd=ROOT,
-        env=env,
+        env=spark_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -91,18 +91,15 @@ def measure(pool: Path, inputs: Path, table: Path, runs: int, per_run: int) -> d
 def log_files_opened(inputs: Path, table: Path, work: Path) -> dict[str, Any]:
     """The real job's no-op under strace: which files of ``_delta_log`` any of its
     processes (the JVM, Python) opened, and the job's own summary."""
-    from bench.run import ROOT
+    from bench.run import ROOT, SPARK_SUBMIT, spark_env
 
     trace, summary = work / "strace.txt", work / "noop.json"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     command = [
         "strace", "-f", "-qq", "-e", "trace=open,openat", "-e", "signal=none", "-o", str(trace),
-        "spark-submit", "--master", "local[2]", "--properties-file", "conf/spark-defaults.conf",
-        "jobs/ingest.py", "--input", str(inputs), "--table", str(table),
+        *SPARK_SUBMIT, "jobs/ingest.py", "--input", str(inputs), "--table", str(table),
         "--summary-json", str(summary),
     ]  # fmt: skip
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(command, cwd=ROOT, env=spark_env(), check=True, capture_output=True)
     log = str(table / "_delta_log") + "/"
     opened = set()
     for line in trace.read_text(errors="replace").splitlines():

@@ -134,16 +134,21 @@ class MemorySampler(threading.Thread):
                     self.peaks[key] = max(self.peaks[key], rss / 1024)
 
 
-def spark_submit(script: str, *args: str) -> tuple[float, dict[str, float]]:
+#: How every benchmark starts a job: ``spark-submit`` on ``local[2]``, the project's conf.
+SPARK_SUBMIT = (
+    "spark-submit", "--master", "local[2]", "--properties-file", "conf/spark-defaults.conf"
+)  # fmt: skip
+
+
+def spark_env() -> dict[str, str]:
+    """The environment for `SPARK_SUBMIT`: this interpreter for the driver and the workers."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    command = [
-        "spark-submit",
-        "--master",
-        "local[2]",
-        "--properties-file",
-        "conf/spark-defaults.conf",
-    ]
+    return env
+
+
+def spark_submit(script: str, *args: str) -> tuple[float, dict[str, float]]:
+    env, command = spark_env(), list(SPARK_SUBMIT)
     sampler = MemorySampler()
     sampler.start()
     start = time.perf_counter()

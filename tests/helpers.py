@@ -309,3 +309,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stored_text(*roots: Path) -> str:
+    """Every file under ``roots`` (tables, side tables), raw and (Parquet) decoded: what a
+    search for a value written anywhere must look through."""
+    parts: list[str] = []
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            parts.append(path.read_bytes().decode("latin-1"))
+            if path.suffix == ".parquet":  # its pages are compressed
+                table = pyarrow.parquet.read_table(path)
+                parts.append(json.dumps(table.to_pylist(), default=str, ensure_ascii=False))
+    return "\n".join(parts)

