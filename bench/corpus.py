@@ -41,6 +41,11 @@ __all__ = ["default_templates", "generate", "main", "plan"]
 MAX_PIXEL_BYTES = 2 * 2**20
 """Templates whose PixelData value is this large or larger are skipped."""
 
+BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+"""Binary values ``headers_only`` leaves out of the replicas (pixels, waveforms, LUTs)..."""
+BULK_BYTES = 1024
+"""...when they are this long or longer."""
+
 MAX_PER_KIND = 2
 """At most this many default templates per (Modality, TransferSyntaxUID, SOPClassUID)."""
 
@@ -217,6 +222,16 @@ def _save(ds: FileDataset) -> bytes:
     return buf.getvalue()
 
 
+def _drop_bulk(ds: Dataset) -> None:
+    """Remove long binary values at any depth (header replicas)."""
+    for elem in list(ds):
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _drop_bulk(item)
+        elif elem.VR in BULK_VRS and len(elem.value or b"") >= BULK_BYTES:
+            del ds[elem.tag]
+
+
 class _Template:
     """A template dataset plus its encoded body, split around the per-file elements.
 
@@ -226,8 +241,10 @@ class _Template:
     re-encoding on write) always go through ``save_as``.
     """
 
-    def __init__(self, path: Path, slot: Slot) -> None:
+    def __init__(self, path: Path, slot: Slot, headers_only: bool = False) -> None:
         self.ds = ds = dcmread(path, force=False)
+        if headers_only:
+            _drop_bulk(ds)
         _stamp(ds, slot)
         reference = _save(ds)  # also lets dcmwrite apply its one-off fixes (PixelData length)
         self.parts: list[bytes | BaseTag] | None = None
@@ -286,7 +303,11 @@ class _Template:
 
 
 def generate(
-    out: Path, n_files: int, seed: int = 0, templates: Sequence[Path] | None = None
+    out: Path,
+    n_files: int,
+    seed: int = 0,
+    templates: Sequence[Path] | None = None,
+    headers_only: bool = False,
 ) -> list[Path]:
     """Write a deterministic corpus of ``n_files`` DICOM files under ``out``.
 
@@ -300,6 +321,10 @@ def generate(
         Drives the layout, the template choice and the UIDs.
     templates : sequence of Path, optional
         DICOM files to replicate; ``default_templates()`` if None.
+    headers_only : bool
+        Header replicas: the templates without their long binary values (pixels, waveforms,
+        palettes: `BULK_VRS`); a million files of the default templates with them would
+        take ~50 GB. The ingest reads none of them.
 
     Returns
     -------
@@ -322,7 +347,7 @@ def generate(
     for slot in plan(n_files, seed, len(paths)):
         tpl = cache.get(slot.template)
         if tpl is None:
-            tpl = cache[slot.template] = _Template(paths[slot.template], slot)
+            tpl = cache[slot.template] = _Template(paths[slot.template], slot, headers_only)
         _stamp(tpl.ds, slot)
         target = out / slot.relpath
         if target.parent not in made:

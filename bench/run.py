@@ -17,6 +17,11 @@ On one generated corpus (bench/corpus.py) it measures:
 - peak memory (RSS) of the driver JVM and of the Python workers during P, sampled from /proc;
 - the converter alone on a header with ~18,000 elements and on a 100 MB multi-frame file.
 
+Above `LARGE` files (``make bench BENCH_FILES=1000000``) the corpus is header replicas (the
+templates without pixel data: with pixels a million files take ~50 GB) and the baselines are
+left out (B1 alone would take hours there; ``--baselines`` keeps them): what is measured at
+that size is the listing, the full run, the no-op run, the increments and driver memory.
+
 Results go to ``bench/results/<date>-<files>.json`` with the machine's facts.
 """
 
@@ -51,6 +56,8 @@ from dcm_spark.dicom.header import Header, HeaderOptions, convert_file
 from dcm_spark.session import LOCAL_CONF
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Above this many files: header replicas, no baselines (unless --baselines).
+LARGE = 200_000
 #: the Python daemon's module, on the command line of the daemon and its workers
 PYTHON_WORKER_MODULES = (LOCAL_CONF["spark.python.daemon.module"].encode(), b"pyspark.daemon")
 
@@ -272,7 +279,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"measure B0 and B1 (default: up to {LARGE:,} files)",
+    )
+    parser.add_argument(
+        "--headers-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"header replicas, no pixel data (default: above {LARGE:,} files)",
+    )
     args = parser.parse_args(argv)
+    large = args.files > LARGE
+    baselines = not large if args.baselines is None else args.baselines
+    headers_only = large if args.headers_only is None else args.headers_only
     work = args.work or Path(tempfile.mkdtemp(prefix="dcm-spark-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -282,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus = work / "corpus"
         start = time.perf_counter()
-        files = [str(p) for p in generate(corpus, args.files, seed=args.seed)]
+        written = generate(corpus, args.files, seed=args.seed, headers_only=headers_only)
+        files = [str(p) for p in written]
+        del written
         size = sum(os.path.getsize(f) for f in files)
         # the corpus on disk before anything is timed: the kernel writing 5 GB of dirty
         # pages back took CPU from whatever ran meanwhile (B0, B1 and P alike)
@@ -291,15 +315,17 @@ def main(argv: list[str] | None = None) -> int:
             "files": len(files),
             "bytes": size,
             "generated_s": round(time.perf_counter() - start, 1),
+            "headers_only": headers_only,
         }
         print(f"corpus: {len(files)} files, {size / 2**30:.2f} GiB", flush=True)
 
         # B0 and B1 before and after P (B0 B1 P B1 B0), ratios on their means: the
         # machine's speed drifts over minutes, a baseline measured once skews the ratio
-        b0_before = baseline_b0(files)
-        print(f"B0: {len(files) / b0_before:.0f} files/s", flush=True)
-        b1_before = baseline_b1(files, work / "naive.parquet")
-        print(f"B1: {len(files) / b1_before:.0f} files/s", flush=True)
+        if baselines:
+            b0_before = baseline_b0(files)
+            print(f"B0: {len(files) / b0_before:.0f} files/s", flush=True)
+            b1_before = baseline_b1(files, work / "naive.parquet")
+            print(f"B1: {len(files) / b1_before:.0f} files/s", flush=True)
 
         table = work / "table"
         summary_json = work / "summary.json"
@@ -316,15 +342,16 @@ def main(argv: list[str] | None = None) -> int:
         # start-up and shut-down: what spark-submit costs around the job's own work
         startup = p_total - p_summary["seconds"]
         print(f"P: {p_total:.1f} s wall ({startup:.1f} s start-up)", flush=True)
-        b1_after = baseline_b1(files, work / "naive.parquet")
-        b0_after = baseline_b0(files)
-        b0, b1 = (b0_before + b0_after) / 2, (b1_before + b1_after) / 2
-        print(f"B1, B0 again: {len(files) / b1_after:.0f}, {len(files) / b0_after:.0f} files/s")
+        if baselines:
+            b1_after = baseline_b1(files, work / "naive.parquet")
+            b0_after = baseline_b0(files)
+            b0, b1 = (b0_before + b0_after) / 2, (b1_before + b1_after) / 2
+            print(f"B1, B0 again: {len(files) / b1_after:.0f}, {len(files) / b0_after:.0f}")
         noop_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
         noop_summary = json.loads(summary_json.read_text())
 
         def increment(name: str, n_files: int, seed: int, *extra_args: str) -> tuple[float, Any]:
-            generate(corpus / name, n_files, seed=seed)
+            generate(corpus / name, n_files, seed=seed, headers_only=headers_only)
             os.sync()
             total, _ = spark_submit("jobs/ingest.py", *ingest_args, *extra_args)
             return total, json.loads(summary_json.read_text())
@@ -341,10 +368,6 @@ def main(argv: list[str] | None = None) -> int:
         n = len(files)
         p_work = p_total - startup
         results["seconds"] = {
-            "B0": round(b0, 2),
-            "B1": round(b1, 2),
-            "B0_before_after": [round(b0_before, 2), round(b0_after, 2)],
-            "B1_before_after": [round(b1_before, 2), round(b1_after, 2)],
             "spark_startup": round(startup, 2),
             "P_wall": round(p_total, 2),
             "P_in_job": p_summary["seconds"],
@@ -366,21 +389,29 @@ def main(argv: list[str] | None = None) -> int:
             "spark_job_fixed_s": round(inc_job_summary["seconds"] - marginal * extra, 2),
         }
         results["files_per_s"] = {
-            "B0": round(n / b0),
-            "B1": round(n / b1),
             "P_wall": round(n / p_total),
             "P_without_startup": round(n / p_work),
         }
         results["ratios"] = {
-            "P_over_B0": round(b0 / p_work, 3),
-            "P_over_B1": round(b1 / p_work, 3),
-            "P_wall_over_B0": round(b0 / p_total, 3),
-            "P_wall_over_B1": round(b1 / p_total, 3),
             "P_noop_over_P": round(noop_summary["seconds"] / p_summary["seconds"], 3),
             "P_inc_over_P": round(inc_summary["seconds"] / p_summary["seconds"], 3),
             "P_inc_spark_job_over_P": round(inc_job_summary["seconds"] / p_summary["seconds"], 3),
             "inc_files_fraction": round(extra / n, 3),
         }
+        if baselines:
+            results["seconds"] |= {
+                "B0": round(b0, 2),
+                "B1": round(b1, 2),
+                "B0_before_after": [round(b0_before, 2), round(b0_after, 2)],
+                "B1_before_after": [round(b1_before, 2), round(b1_after, 2)],
+            }
+            results["files_per_s"] |= {"B0": round(n / b0), "B1": round(n / b1)}
+            results["ratios"] |= {
+                "P_over_B0": round(b0 / p_work, 3),
+                "P_over_B1": round(b1 / p_work, 3),
+                "P_wall_over_B0": round(b0 / p_total, 3),
+                "P_wall_over_B1": round(b1 / p_total, 3),
+            }
         results["peak_memory_mb"] = {k: round(v) for k, v in memory.items()}
         results["summaries"] = {
             "P": p_summary,
