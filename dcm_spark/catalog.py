@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import dictionary_description, dictionary_VR, keyword_dict
@@ -73,37 +74,39 @@ def register(
     """
     from dcm_spark import source
 
-    if data_source:
-        source.register(spark)  # spark.read.format("dicom")
     path = absolute(path)
-    names = []
-    if exists(spark, path):
-        df = _read(spark, path, as_of)
-        df.createOrReplaceTempView("dicom")
-        df.selectExpr(*typed_columns(df.schema)).createOrReplaceTempView("dicom_typed")
-        names += ["dicom", "dicom_typed"]
-        if idc is not False:
-            laid_out = dicom_all_view(spark, df, columns=None if idc is True else idc)
-            for name in IDC_VIEWS:
-                laid_out.createOrReplaceTempView(name)
-            names += IDC_VIEWS
-        for name, key, within in (
-            ("dicom_series", "SeriesInstanceUID", "StudyInstanceUID"),
-            ("dicom_studies", "StudyInstanceUID", None),
+    views: list[tuple[str, DataFrame]] = []
+    with ThreadPoolExecutor(1) as beside:
+        laid_out = None
+        if exists(spark, path):
+            df = _read(spark, path, as_of)
+            df.createOrReplaceTempView("dicom")
+            if idc is not False:
+                # Spark analyses the whole layout (~4,400 columns, about a second) in a
+                # thread of its own while this one does the rest
+                columns = None if idc is True else idc
+                laid_out = beside.submit(dicom_all_view, spark, df, columns=columns)
+            views += [("dicom", df), ("dicom_typed", df.selectExpr(*typed_columns(df.schema)))]
+            for name, key, within in (
+                ("dicom_series", "SeriesInstanceUID", "StudyInstanceUID"),
+                ("dicom_studies", "StudyInstanceUID", None),
+            ):
+                if key in df.columns:
+                    within = within if within in df.columns else None
+                    views.append((name, spark.sql(shared_values_sql(df.schema, key, within))))
+        for name, location in (
+            ("dicom_errors", errors_path(path)),
+            ("dicom_promotions", promotions_path(path)),
         ):
-            if key in df.columns:
-                sql = shared_values_sql(df.schema, key, within if within in df.columns else None)
-                spark.sql(sql).createOrReplaceTempView(name)
-                names.append(name)
-    side = (
-        ("dicom_errors", errors_path(path)),
-        ("dicom_promotions", promotions_path(path)),
-    )
-    for name, location in side:
-        if exists(spark, location):
-            _read(spark, location, as_of, side=True).createOrReplaceTempView(name)
-            names.append(name)
-    return names
+            if exists(spark, location):
+                views.append((name, _read(spark, location, as_of, side=True)))
+        if data_source:
+            source.register(spark)  # spark.read.format("dicom")
+        if laid_out is not None:
+            views[2:2] = [(name, laid_out.result()) for name in IDC_VIEWS]
+    for name, view in views:
+        view.createOrReplaceTempView(name)
+    return [name for name, _ in views]
 
 
 def _read(spark: SparkSession, path: str, as_of: str | int | None, side: bool = False) -> DataFrame:
