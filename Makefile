@@ -124,7 +124,7 @@ vacuum: setup ## delete files TABLE no longer needs (RETAIN_HOURS=168; below nee
 bench: setup ## measure ingest against baselines on BENCH_FILES generated files
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
 
-bench-log: setup ## the Delta log after RUNS=500 small incremental runs: no-op time, checkpoints, files read
+bench-log: setup ## the Delta log after RUNS=500 runs of 20 files: no-op, checkpoints, files read; vs one run, optimized
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.log_health --runs $(or $(RUNS),500)
 
 GOFAKES3 := .cache/go/bin/gofakes3

@@ -1,6 +1,6 @@
 """Benchmark of the Delta log after many small runs (``make bench-log``): does it stay healthy?
 
-    python -m bench.log_health --runs 500 [--files-per-run 2]
+    python -m bench.log_health --runs 500 [--files-per-run 20]
 
 A nightly job adds a few files each run; after a year the log has hundreds of commits. Here,
 in one Spark session (``spark-submit bench/log_health.py --measure``, ``local[2]``), ``--runs``
@@ -10,7 +10,12 @@ log is described: commits, checkpoints, bytes. Then the real job's no-op (``spar
 jobs/ingest.py``) runs under ``strace`` and every file of ``_delta_log`` it opens is listed:
 Delta's promise is that a reader needs the latest checkpoint and the commits after it only.
 
-Results go to ``bench/results/<date>-log-<runs>.json``.
+Then the table of many runs is compared with a table of the same files written in one run,
+before and after ``jobs/maintain.py optimize`` (``make optimize``): the real job's no-op
+(in the job) and ``SELECT Modality, count(*) ... GROUP BY Modality`` (median of 5 warm runs,
+``spark-submit bench/log_health.py --query``), with the data files each has.
+
+Results go to ``bench/results/<date>-log-<runs>x<files per run>.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 MILESTONES = (1, 10, 50, 100, 200, 300, 400, 500, 1000)
+QUERY = "SELECT Modality, count(*) AS n FROM dicom GROUP BY Modality"
+QUERY_REPEATS = 5
 _CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet")
 _COMMIT = re.compile(r"(\d{20})\.json")
 
@@ -116,14 +123,81 @@ def log_files_opened(inputs: Path, table: Path, work: Path) -> dict[str, Any]:
     }
 
 
+def query_seconds(table: Path) -> dict[str, Any]:
+    """In this process's Spark session: `QUERY` on the table's views, median of warm runs."""
+    import statistics
+
+    from dcm_spark.catalog import register
+    from dcm_spark.session import job_session
+
+    spark = job_session("dcm-spark bench log query")
+    register(spark, str(table), idc=False, data_source=False)
+    spark.sql(QUERY).collect()  # warm-up
+    seconds = []
+    for _ in range(QUERY_REPEATS):
+        start = time.perf_counter()
+        spark.sql(QUERY).collect()
+        seconds.append(time.perf_counter() - start)
+    return {"query_s": round(statistics.median(seconds), 3)}
+
+
+def table_costs(inputs: Path, table: Path, work: Path) -> dict[str, Any]:
+    """The real job's no-op on ``table`` (in the job), `QUERY`'s time, its data files."""
+    from deltalake import DeltaTable
+
+    from bench.run import spark_submit
+
+    summary, result = work / "noop.json", work / "query.json"
+    spark_submit(
+        "jobs/ingest.py", "--input", str(inputs), "--table", str(table),
+        "--summary-json", str(summary),
+    )  # fmt: skip
+    done = json.loads(summary.read_text())
+    assert done["new"] == done["changed"] == 0, done
+    spark_submit("bench/log_health.py", "--query", str(table), "--result", str(result))
+    return {
+        "noop_in_job_s": done["seconds"],
+        **json.loads(result.read_text()),
+        "data_files": len(DeltaTable(str(table)).file_uris()),
+    }
+
+
+def compare_with_one_run(inputs: Path, table: Path, work: Path) -> dict[str, Any]:
+    """The table of many runs before and after ``optimize``, against one run of its files."""
+    from bench.run import spark_submit
+
+    many = table_costs(inputs, table, work)
+    optimize_s, _ = spark_submit("jobs/maintain.py", "optimize", "--table", str(table))
+    optimized = table_costs(inputs, table, work)
+    one = work / "one-run"
+    spark_submit("jobs/ingest.py", "--input", str(inputs), "--table", str(one))
+    once = table_costs(inputs, one, work)
+    ratio = {
+        f"{name}_{k}": round(costs[k] / once[k], 2)
+        for name, costs in (("many_runs", many), ("optimized", optimized))
+        for k in ("noop_in_job_s", "query_s")
+    }
+    return {
+        "many_runs": many,
+        "optimize_job_s": round(optimize_s, 2),
+        "optimized": optimized,
+        "one_run": once,
+        "ratio_to_one_run": ratio,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.log_health", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument("--files-per-run", type=int, default=2)
+    parser.add_argument("--files-per-run", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--measure", nargs=3, metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--query", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.query:  # inside spark-submit
+        args.result.write_text(json.dumps(query_seconds(args.query)))
+        return 0
     if args.measure:  # inside spark-submit
         pool, inputs, table = map(Path, args.measure)
         figures = measure(pool, inputs, table, args.runs, args.files_per_run)
@@ -146,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         figures = json.loads((work / "result.json").read_text())
         figures |= log_files_opened(inputs, table, work)
         figures |= {"log": describe_log(table)}
+        figures |= {"compared": compare_with_one_run(inputs, table, work)}
     result = {"runs": args.runs, "files_per_run": args.files_per_run, "machine": machine()}
     result |= figures
     out_dir = args.out or ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{datetime.date.today().isoformat()}-log-{args.runs}.json"
+    day = datetime.date.today().isoformat()
+    out = out_dir / f"{day}-log-{args.runs}x{args.files_per_run}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     return 0

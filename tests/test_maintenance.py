@@ -9,11 +9,13 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pydicom
 import pytest
 from deltalake import DeltaTable
 
 from dcm_spark.catalog import register
+from dcm_spark.delta.keys import known_files, remember_rewrite
 from dcm_spark.delta.maintenance import UnsafeRetention, optimize, optimize_if_many, vacuum
 from jobs.maintain import main as maintain_job
 from tests.helpers import ingest, pydicom_path, rows
@@ -55,6 +57,35 @@ def test_optimize_compacts_and_changes_no_row(spark, table) -> None:
     assert arrow.num_rows == len(before) and duck == (len(set(before)),)
     again = ingest(spark, [table.parent / "in"], table, where="spark")
     assert (again.new, again.changed, again.parsed) == (0, 0, 0)
+
+
+def _latest_commit(table: Path) -> int:
+    return max(int(p.stem) for p in (table / "_delta_log").glob("*.json"))
+
+
+def _kept_paths(table: Path, version: int) -> set[str]:
+    kept = pq.read_table(table / "_dcm_spark" / f"known-{version}.parquet")
+    return {Path(p).name for p in kept.column("_path").to_pylist()}
+
+
+def test_optimize_keeps_the_keys_for_its_commit(spark, table) -> None:
+    optimize(spark, str(table))
+
+    latest = _latest_commit(table)  # OPTIMIZE's commit
+    assert _kept_paths(table, latest) == {n for run in RUNS for n in run}
+    again = ingest(spark, [table.parent / "in"], table, where="spark")
+    assert (again.new, again.changed, again.parsed) == (0, 0, 0)
+
+
+def test_keys_are_not_filed_for_another_writers_commit(spark, table) -> None:
+    before = known_files(spark, str(table))
+    shutil.copy(pydicom_path("ExplVR_BigEnd.dcm"), table.parent / "in" / "ExplVR_BigEnd.dcm")
+    ingest(spark, [table.parent / "in"], table, where="spark")  # a WRITE right after
+
+    remember_rewrite(str(table), before)  # as if an OPTIMIZE had committed it
+
+    names = {n for run in RUNS for n in run} | {"ExplVR_BigEnd.dcm"}
+    assert _kept_paths(table, _latest_commit(table)) == names
 
 
 def test_auto_optimize_compacts_only_past_its_threshold(spark, table) -> None:

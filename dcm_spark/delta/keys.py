@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import uuid
@@ -97,6 +98,28 @@ def remember_append(path: str, before: Known | None, added: pa.Table, version: i
     try:
         if on_top and _latest_version(local) == version:
             _keep_keys(local, Known(pa.concat_tables([held, added]), version))
+    except Exception:  # only a cache: the next run reads the table
+        pass
+
+
+def remember_rewrite(path: str, before: Known | None, operation: str = "OPTIMIZE") -> None:
+    """After ``operation`` (a commit that moves rows between data files, changing none)
+    committed on top of ``before``: keep ``before``'s keys for that commit, so the next
+    run does not read the table again. Only when the commit right after ``before`` is the
+    latest and its commit info names ``operation`` (another writer's commit in between
+    would hold files these keys lack)."""
+    local = local_path(path)
+    if local is None or before is None or before.version is None:
+        return
+    version = before.version + 1
+    try:
+        if _latest_version(local) != version:
+            return
+        with open(commit_file(local, version), encoding="utf-8") as commit:
+            actions = [json.loads(line) for line in commit if line.strip()]
+        infos = [a["commitInfo"] for a in actions if "commitInfo" in a]
+        if infos and infos[0].get("operation") == operation:
+            _keep_keys(local, Known(before.keys, version))
     except Exception:  # only a cache: the next run reads the table
         pass
 

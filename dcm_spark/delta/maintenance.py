@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dcm_spark.delta.keys import known_files, remember_rewrite
 from dcm_spark.delta.table import exists
 from dcm_spark.errors import DcmSparkError
 from dcm_spark.paths import absolute, errors_path, promotions_path
@@ -50,15 +51,18 @@ def optimize(spark: SparkSession, path: str, *, zorder: bool = False) -> list[Co
     """OPTIMIZE the table and its side tables (Z-ordered by study and series if ``zorder``
     and the table has both columns); what each compaction did."""
     done = []
-    for table in tables_of(path):
+    tables = tables_of(path)
+    for table in tables:
         if not exists(spark, table):
             continue
         columns = spark.read.format("delta").load(table).columns
         sql = f"OPTIMIZE delta.`{table}`"
         if zorder and all(c in columns for c in ZORDER_COLUMNS):
             sql += f" ZORDER BY ({', '.join(ZORDER_COLUMNS)})"
+        before = known_files(spark, table) if table == tables[0] else None
         metrics = spark.sql(sql).select("metrics.numFilesRemoved", "metrics.numFilesAdded").first()
         removed, added = (0, 0) if metrics is None else (int(metrics[0]), int(metrics[1]))
+        remember_rewrite(table, before)  # the next run's no-op reads no data file
         done.append(Compacted(table, removed, added))
     return done
 
