@@ -121,8 +121,8 @@ vacuum: setup ## delete files TABLE no longer needs (RETAIN_HOURS=168; below nee
 	$(SPARK_SUBMIT) jobs/maintain.py vacuum --table $(TABLE) --retain-hours $(RETAIN_HOURS) \
 		$(if $(FORCE),--force-short-retention,)
 
-bench: setup ## measure ingest against baselines on BENCH_FILES generated files
-	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES)
+bench: setup ## measure ingest against baselines on BENCH_FILES generated files (BENCH_ARGS="--corpus wide")
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.run --files $(BENCH_FILES) $(BENCH_ARGS)
 
 bench-log: setup ## the Delta log after RUNS=500 runs of 20 files: no-op, checkpoints, files read; vs one run, optimized
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m bench.log_health --runs $(or $(RUNS),500)

@@ -291,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"header replicas, no pixel data (default: above {LARGE:,} files)",
     )
+    parser.add_argument(
+        "--corpus",
+        choices=("benchmark", "wide"),
+        default="benchmark",
+        help="the templates: pydicom's (default) or bench/wide.py's (thousands of fields)",
+    )
     args = parser.parse_args(argv)
     large = args.files > LARGE
     baselines = not large if args.baselines is None else args.baselines
@@ -304,7 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus = work / "corpus"
         start = time.perf_counter()
-        written = generate(corpus, args.files, seed=args.seed, headers_only=headers_only)
+        templates = None
+        if args.corpus == "wide":
+            from bench.wide import templates as wide_templates
+
+            templates = wide_templates(work / "templates")
+        written = generate(corpus, args.files, args.seed, templates, headers_only)
         files = [str(p) for p in written]
         del written
         size = sum(os.path.getsize(f) for f in files)
@@ -316,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             "bytes": size,
             "generated_s": round(time.perf_counter() - start, 1),
             "headers_only": headers_only,
+            "templates": args.corpus,
         }
         print(f"corpus: {len(files)} files, {size / 2**30:.2f} GiB", flush=True)
 
@@ -351,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         noop_summary = json.loads(summary_json.read_text())
 
         def increment(name: str, n_files: int, seed: int, *extra_args: str) -> tuple[float, Any]:
-            generate(corpus / name, n_files, seed=seed, headers_only=headers_only)
+            generate(corpus / name, n_files, seed, templates, headers_only)
             os.sync()
             total, _ = spark_submit("jobs/ingest.py", *ingest_args, *extra_args)
             return total, json.loads(summary_json.read_text())
@@ -431,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"{results['date'][:10]}-{args.files}.json"
+    label = "" if args.corpus == "benchmark" else f"-{args.corpus}-corpus"
+    name = f"{results['date'][:10]}-{args.files}{label}.json"
     (args.out / name).write_text(json.dumps(results, indent=2) + "\n")
     shown = ("files_per_s", "ratios", "incremental", "peak_memory_mb")
     print(json.dumps({k: results[k] for k in shown}, indent=2))
