@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -103,8 +103,7 @@ def _version_adding(root: str, first: int, name: str | None) -> int:
     version = first
     while name is not None:
         try:
-            with open(commit_file(root, version), encoding="utf-8") as log:
-                actions = [json.loads(line) for line in log if line.strip()]
+            actions = commit_actions(root, version)
         except FileNotFoundError:
             break
         if any(unquote(a["add"]["path"]) == name for a in actions if "add" in a):
@@ -116,6 +115,12 @@ def _version_adding(root: str, first: int, name: str | None) -> int:
 def commit_file(root: str, version: int) -> str:
     """The commit file of ``version`` in a local table's log."""
     return os.path.join(root, "_delta_log", f"{version:020d}.json")
+
+
+def commit_actions(root: str, version: int) -> list[dict[str, Any]]:
+    """The actions (add, remove, commitInfo...) of ``version``'s commit in a local table."""
+    with open(commit_file(root, version), encoding="utf-8") as log:
+        return [json.loads(line) for line in log if line.strip()]
 
 
 def _commit_jvm(spark: SparkSession, path: str, schema: pa.Schema, files: list[DataFile]) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import uuid
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dcm_spark.delta.commit import commit_file
+from dcm_spark.delta.commit import commit_actions, commit_file
 from dcm_spark.delta.table import exists, has_log
 from dcm_spark.paths import control_dir, local_path
 from dcm_spark.records import FILE_KEY_SCHEMA, listed_paths
@@ -115,8 +114,7 @@ def remember_rewrite(path: str, before: Known | None, operation: str = "OPTIMIZE
     try:
         if _latest_version(local) != version:
             return
-        with open(commit_file(local, version), encoding="utf-8") as commit:
-            actions = [json.loads(line) for line in commit if line.strip()]
+        actions = commit_actions(local, version)
         infos = [a["commitInfo"] for a in actions if "commitInfo" in a]
         if infos and infos[0].get("operation") == operation:
             _keep_keys(local, Known(before.keys, version))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from dcm_spark.delta.keys import known_files, remember_rewrite
 from dcm_spark.delta.table import exists
 from dcm_spark.errors import DcmSparkError
-from dcm_spark.paths import absolute, errors_path, promotions_path
+from dcm_spark.paths import absolute, errors_path, local_path, promotions_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,7 +59,9 @@ def optimize(spark: SparkSession, path: str, *, zorder: bool = False) -> list[Co
         sql = f"OPTIMIZE delta.`{table}`"
         if zorder and all(c in columns for c in ZORDER_COLUMNS):
             sql += f" ZORDER BY ({', '.join(ZORDER_COLUMNS)})"
-        before = known_files(spark, table) if table == tables[0] else None
+        # a local table's keys, to keep for OPTIMIZE's commit (others keep none)
+        local = table == tables[0] and local_path(table) is not None
+        before = known_files(spark, table) if local else None
         metrics = spark.sql(sql).select("metrics.numFilesRemoved", "metrics.numFilesAdded").first()
         removed, added = (0, 0) if metrics is None else (int(metrics[0]), int(metrics[1]))
         remember_rewrite(table, before)  # the next run's no-op reads no data file
