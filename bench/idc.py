@@ -18,7 +18,6 @@ Medians of ``--repeats``; results in ``bench/results/<date>-<files>-idc.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
 import sys
@@ -91,9 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench.corpus import generate
-    from bench.run import ROOT, machine, spark_submit
+    from bench.run import machine, save_result, spark_submit
 
-    out_dir = args.out or ROOT / "bench" / "results"
     with tempfile.TemporaryDirectory(prefix="dcm-bench-idc-") as scratch:
         work = Path(scratch)
         generate(work / "in", args.files)
@@ -109,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             str(result),
         )
         figures = {"files": args.files, "machine": machine(), **json.loads(result.read_text())}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{datetime.date.today().isoformat()}-{args.files}-idc.json"
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in figures.items() if k != "all_runs"}, indent=2))
+    save_result(figures, f"{args.files}-idc", args.out)
     return 0
 
 

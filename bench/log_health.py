@@ -21,7 +21,6 @@ Results go to ``bench/results/<date>-log-<runs>x<files per run>.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench.corpus import generate
-    from bench.run import ROOT, machine, spark_submit
+    from bench.run import machine, save_result, spark_submit
 
     with tempfile.TemporaryDirectory(prefix="dcm-bench-log-") as scratch:
         work = Path(scratch)
@@ -223,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         figures |= {"compared": compare_with_one_run(inputs, table, work)}
     result = {"runs": args.runs, "files_per_run": args.files_per_run, "machine": machine()}
     result |= figures
-    out_dir = args.out or ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    day = datetime.date.today().isoformat()
-    out = out_dir / f"{day}-log-{args.runs}x{args.files_per_run}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    save_result(result, f"log-{args.runs}x{args.files_per_run}", args.out)
     return 0
 
 

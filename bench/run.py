@@ -141,6 +141,18 @@ class MemorySampler(threading.Thread):
                     self.peaks[key] = max(self.peaks[key], rss / 1024)
 
 
+def save_result(result: dict[str, Any], name: str, out_dir: Path | None = None) -> Path:
+    """Write ``result`` to ``<out_dir>/<today>-<name>.json`` (bench/results by default) and
+    print it without the machine's facts and the raw runs."""
+    out_dir = out_dir or ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{datetime.date.today().isoformat()}-{name}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    shown = {k: v for k, v in result.items() if k not in ("machine", "all_runs")}
+    print(json.dumps(shown, indent=2))
+    return out
+
+
 #: How every benchmark starts a job: ``spark-submit`` on ``local[2]``, the project's conf.
 SPARK_SUBMIT = (
     "spark-submit", "--master", "local[2]", "--properties-file", "conf/spark-defaults.conf"

@@ -27,7 +27,6 @@ Results: ``bench/results/<date>-<files>-wide.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import random
 import shutil
@@ -237,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench.corpus import default_templates, generate
-    from bench.run import ROOT, machine
+    from bench.run import machine, save_result
 
     result: dict[str, Any] = {"files": args.files, "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="dcm-bench-wide-") as scratch:
@@ -252,11 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             result[name] = _one_corpus(name, corpus, work)
             shutil.rmtree(corpus)
             print(json.dumps({name: result[name]}), flush=True)
-    out_dir = args.out or ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{datetime.date.today().isoformat()}-{args.files}-wide.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    save_result(result, f"{args.files}-wide", args.out)
     return 0
 
 
