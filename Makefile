@@ -103,7 +103,8 @@ schema: setup ## print TABLE's schema as BigQuery shows it (FORMAT=bigquery-json
 	$(SPARK_SUBMIT) jobs/schema.py --table $(TABLE) $(if $(filter bigquery-json,$(FORMAT)),--format bigquery-json,)
 
 app: setup ## serve the web app on TABLE at http://HOST:PORT (127.0.0.1:7860; APP_ARGS="--allow-root DIR")
-	$(SPARK_SUBMIT) jobs/app.py --table $(TABLE) --port $(PORT) --host $(HOST) $(APP_ARGS)
+	$(SPARK_SUBMIT) --driver-java-options "$$($(PY) -c 'import dcm_spark.session as s; print(s.server_java_options())')" \
+		jobs/app.py --table $(TABLE) --port $(PORT) --host $(HOST) $(APP_ARGS)
 
 space: $(STAMP) ## write dist/space/: a Hugging Face Docker Space serving the app on the demo table
 	$(PY) -m dcm_spark.app.space dist/space

@@ -166,8 +166,14 @@ def spark_env() -> dict[str, str]:
     return env
 
 
-def spark_submit(script: str, *args: str) -> tuple[float, dict[str, float]]:
+def spark_submit(
+    script: str, *args: str, java_options: str | None = None
+) -> tuple[float, dict[str, float]]:
+    """Run ``script`` under `SPARK_SUBMIT` (the driver's Java options replaced by
+    ``java_options`` if given): its seconds and the driver's peak memory."""
     env, command = spark_env(), list(SPARK_SUBMIT)
+    if java_options is not None:
+        command += ["--driver-java-options", java_options]
     sampler = MemorySampler()
     sampler.start()
     start = time.perf_counter()

@@ -105,6 +105,24 @@ def cached_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
     return jars if any(j.name.startswith("io.delta_delta-spark") for j in jars) else []
 
 
+#: The driver's Java option (conf/spark-defaults.conf) that keeps the JVM's JIT to C1: a job
+#: runs for seconds to minutes, and the optimising JIT (C2) took ~7 CPU-seconds of a
+#: 30,000-file ingest from the cores the Python workers parse on.
+SHORT_JOB_JIT = "-XX:TieredStopAtLevel=1"
+
+
+def server_java_options(conf_file: Path = PROJECT_ROOT / "conf" / "spark-defaults.conf") -> str:
+    """The driver's Java options of ``conf_file`` for a session that runs for hours (the
+    app: ``make app``, the Space), `SHORT_JOB_JIT` left out: there C2 compiles what runs
+    again and again (Spark's planning and generated code; on a wide table a warm
+    ``dicom_series`` of one study took about half the time, see bench/README.md)."""
+    for line in conf_file.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "spark.driver.extraJavaOptions":
+            return " ".join(o for o in value.split() if o != SHORT_JOB_JIT)
+    return ""
+
+
 def configure(
     builder: SparkSession.Builder,
     *,

@@ -200,6 +200,16 @@ def test_only_a_local_session_of_this_interpreter_gets_the_daemon(
     assert builder._options.get("spark.master") == master
 
 
+def test_the_app_jvm_keeps_its_optimising_jit() -> None:
+    """Jobs' driver JVM stops its JIT at C1 (conf/spark-defaults.conf); the app's options
+    are the same, that one flag left out."""
+    from dcm_spark.session import server_java_options
+
+    options = _spark_defaults()["spark.driver.extraJavaOptions"].split()
+    assert "-XX:TieredStopAtLevel=1" in options
+    assert server_java_options().split() == [o for o in options if "TieredStopAtLevel" not in o]
+
+
 def test_driver_jvm_maps_the_class_archive_setup_built() -> None:
     """`make setup` dumps the driver's class archive; the JVM spark-submit starts with
     conf/spark-defaults.conf maps it (-Xshare:on makes a mismatch fail the start)."""

@@ -78,7 +78,10 @@ if [ ! -d "$TABLE/_delta_log" ]; then
   $SUBMIT jobs/ingest.py --input "$INPUT" --table "$TABLE"
 fi
 [ "$1" = "--build-only" ] && exit 0
-exec $SUBMIT jobs/app.py --table "$TABLE" --host "${HOST:-0.0.0.0}" --port "${PORT:-7860}"
+# a server's JVM keeps its optimising JIT (dcm_spark.session.server_java_options)
+OPTIONS="$("$PYTHON" -c 'import dcm_spark.session as s; print(s.server_java_options())')"
+exec $SUBMIT --driver-java-options "$OPTIONS" \\
+  jobs/app.py --table "$TABLE" --host "${HOST:-0.0.0.0}" --port "${PORT:-7860}"
 """
 
 
