@@ -3,7 +3,7 @@
 `parse_partition` converts a task's files and writes their rows as one data file;
 `load_partition`, `rewrite_partition` and `cast_partition` carry rows into a merged or
 promoted schema. pydicom and pyarrow only: pyspark is imported only for the task's
-attempt id, inside a task, where Spark has already loaded it.
+context (its attempt id, whether there is a task), where Spark has already loaded it.
 """
 
 from __future__ import annotations
