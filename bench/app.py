@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.corpus import generate
 from bench.run import ROOT, SPARK_SUBMIT, machine, spark_env, spark_submit
+from dcm_spark.session import server_java_options
 from tests.browser import available, chromium, tab, text, until
 from tests.helpers import free_port
 
@@ -89,7 +90,8 @@ def measure(table: Path, work: Path, repeats: int) -> dict[str, Any]:
     log = (work / "app.log").open("w")
     started = time.perf_counter()
     app = subprocess.Popen(
-        [*SPARK_SUBMIT, "jobs/app.py", "--table", str(table), "--port", str(port)],
+        [*SPARK_SUBMIT, "--driver-java-options", server_java_options()]
+        + ["jobs/app.py", "--table", str(table), "--port", str(port)],
         cwd=ROOT,
         env=spark_env(),
         stdout=log,
