@@ -2,9 +2,11 @@
 
     python -m bench.idc --files 30000 [--repeats 5]
 
-On a generated corpus (bench/corpus.py) ingested by the real job, one Spark session
+On a generated corpus (bench/corpus.py) ingested by the real job, a Spark session
 (``spark-submit bench/idc.py --measure TABLE``, ``local[2]``) measures, warm, alternating
-the runs so the machine's drift falls on both sides:
+the runs so the machine's drift falls on both sides; twice: in the JVM of a long session
+(``session_jvm``: the app's, a notebook's, with the optimising JIT; where the whole view is
+registered) and in the jobs' (``job_jvm``: C1 only, see `dcm_spark.session.SHORT_JOB_JIT`):
 
 - registering the views without ``dicom_all``, with the whole layout (``catalog.register``'s
   default), and with the layout of only the columns one query reads (what ``make sql``,
@@ -91,22 +93,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.corpus import generate
     from bench.run import machine, save_result, spark_submit
+    from dcm_spark.session import server_java_options
 
     with tempfile.TemporaryDirectory(prefix="dcm-bench-idc-") as scratch:
         work = Path(scratch)
         generate(work / "in", args.files)
         table, result = work / "dicom", work / "result.json"
         spark_submit("jobs/ingest.py", "--input", str(work / "in"), "--table", str(table))
-        spark_submit(
-            "bench/idc.py",
-            "--measure",
-            str(table),
-            "--repeats",
-            str(args.repeats),
-            "--result",
-            str(result),
-        )
-        figures = {"files": args.files, "machine": machine(), **json.loads(result.read_text())}
+        figures: dict[str, Any] = {"files": args.files, "machine": machine()}
+        # the whole view is what a long session registers (the app, a notebook: the JVM
+        # with its optimising JIT); the jobs register only the columns a query reads
+        for jvm, options in (("session_jvm", server_java_options()), ("job_jvm", None)):
+            spark_submit(
+                "bench/idc.py", "--measure", str(table), "--repeats", str(args.repeats),
+                "--result", str(result), java_options=options,
+            )  # fmt: skip
+            figures[jvm] = json.loads(result.read_text())
     save_result(figures, f"{args.files}-idc", args.out)
     return 0
 

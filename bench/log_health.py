@@ -32,17 +32,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dcm_spark.delta.table import COMMIT_FILE
+
 MILESTONES = (1, 10, 50, 100, 200, 300, 400, 500, 1000)
 QUERY = "SELECT Modality, count(*) AS n FROM dicom GROUP BY Modality"
 QUERY_REPEATS = 5
 _CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet")
-_COMMIT = re.compile(r"(\d{20})\.json")
 
 
 def describe_log(table: Path) -> dict[str, Any]:
     """The log's commits, checkpoints and bytes, and its latest checkpoint's version."""
     names = os.listdir(table / "_delta_log")
-    commits = [int(m[1]) for m in map(_COMMIT.fullmatch, names) if m]
+    commits = [int(m[1]) for m in map(COMMIT_FILE.fullmatch, names) if m]
     checkpoints = sorted({int(m[1]) for m in map(_CHECKPOINT.fullmatch, names) if m})
     size = sum(p.stat().st_size for p in (table / "_delta_log").iterdir() if p.is_file())
     return {
@@ -112,7 +113,7 @@ def log_files_opened(inputs: Path, table: Path, work: Path) -> dict[str, Any]:
         match = re.search(r'"([^"]*)"', line)
         if match and match[1].startswith(log) and "ENOENT" not in line:
             opened.add(match[1][len(log) :])
-    files = sorted(n for n in opened if _COMMIT.fullmatch(n) or _CHECKPOINT.fullmatch(n))
+    files = sorted(n for n in opened if COMMIT_FILE.fullmatch(n) or _CHECKPOINT.fullmatch(n))
     done = json.loads(summary.read_text())
     return {
         "job_noop_s": done.get("seconds"),

@@ -13,7 +13,9 @@ On one generated corpus (bench/corpus.py) it measures:
   the driver when they are few, see ``DRIVER_PARSE_LIMIT``);
 - P-inc through the Spark job (``--driver-parse-limit 0``): 1% new files, then 10% (the
   slope between the two: the job's marginal cost of a file; the rest is its fixed cost);
-- B0 and B1 again after P: ratios use the mean of before and after (the machine drifts);
+- in ``--rounds`` (3) rounds of B0, P and B1, every other one reversed (B0 P B1, B1 P B0,
+  ...), each P into a new table: the machine's speed drifts over minutes, so each P is
+  compared with the baselines measured next to it; the ratios are the rounds' median;
 - peak memory (RSS) of the driver JVM and of the Python workers during P, sampled from /proc;
 - the converter alone on a header with ~18,000 elements and on a 100 MB multi-frame file.
 
@@ -22,7 +24,8 @@ templates without pixel data: with pixels a million files take ~50 GB) and the b
 left out (B1 alone would take hours there; ``--baselines`` keeps them): what is measured at
 that size is the listing, the full run, the no-op run, the increments and driver memory.
 
-Results go to ``bench/results/<date>-<files>.json`` with the machine's facts.
+Results go to ``bench/results/<date>-<files>.json`` (``-2``, ``-3``, ... after the first of
+the day: never over an earlier one) with the machine's facts.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +57,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from bench.corpus import generate
 from dcm_spark.dicom.header import Header, HeaderOptions, convert_file
+from dcm_spark.paths import errors_path, promotions_path
 from dcm_spark.session import LOCAL_CONF
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"header replicas, no pixel data (default: above {LARGE:,} files)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of B0, P and B1 (every other one reversed); ratios: their median",
+    )
+    parser.add_argument(
         "--corpus",
         choices=("benchmark", "wide"),
         default="benchmark",
@@ -349,14 +360,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"corpus: {len(files)} files, {size / 2**30:.2f} GiB", flush=True)
 
-        # B0 and B1 before and after P (B0 B1 P B1 B0), ratios on their means: the
-        # machine's speed drifts over minutes, a baseline measured once skews the ratio
-        if baselines:
-            b0_before = baseline_b0(files)
-            print(f"B0: {len(files) / b0_before:.0f} files/s", flush=True)
-            b1_before = baseline_b1(files, work / "naive.parquet")
-            print(f"B1: {len(files) / b1_before:.0f} files/s", flush=True)
-
         table = work / "table"
         summary_json = work / "summary.json"
         ingest_args = [
@@ -367,16 +370,41 @@ def main(argv: list[str] | None = None) -> int:
             "--summary-json",
             str(summary_json),
         ]
-        p_total, memory = spark_submit("jobs/ingest.py", *ingest_args)
-        p_summary = json.loads(summary_json.read_text())
-        # start-up and shut-down: what spark-submit costs around the job's own work
-        startup = p_total - p_summary["seconds"]
-        print(f"P: {p_total:.1f} s wall ({startup:.1f} s start-up)", flush=True)
-        if baselines:
-            b1_after = baseline_b1(files, work / "naive.parquet")
-            b0_after = baseline_b0(files)
-            b0, b1 = (b0_before + b0_after) / 2, (b1_before + b1_after) / 2
-            print(f"B1, B0 again: {len(files) / b1_after:.0f}, {len(files) / b0_after:.0f}")
+        # rounds of B0, P and B1, every other one reversed (B0 P B1, B1 P B0, ...): the
+        # machine's speed drifts over minutes, so each P is compared with the baselines
+        # measured next to it, and the ratios are the median of the rounds'
+        rounds: list[dict[str, float]] = []
+        for number in range(args.rounds if baselines else 1):
+            measured: dict[str, float] = {}
+            order = ("B0", "P", "B1") if number % 2 == 0 else ("B1", "P", "B0")
+            for step in order if baselines else ("P",):
+                if step == "P":
+                    for old in (str(table), errors_path(str(table)), promotions_path(str(table))):
+                        shutil.rmtree(old, ignore_errors=True)  # every P into a new table
+                    p_total, memory = spark_submit("jobs/ingest.py", *ingest_args)
+                    p_summary = json.loads(summary_json.read_text())
+                    measured |= {"P_wall": p_total, "P_in_job": p_summary["seconds"]}
+                    # start-up and shut-down: what spark-submit costs around the job's work
+                    print(f"P: {p_total:.1f} s wall ({p_total - p_summary['seconds']:.1f} s "
+                          "start-up)", flush=True)  # fmt: skip
+                else:
+                    measured[step] = (
+                        baseline_b0(files) if step == "B0"
+                        else baseline_b1(files, work / "naive.parquet")
+                    )  # fmt: skip
+                    print(f"{step}: {len(files) / measured[step]:.0f} files/s", flush=True)
+            if baselines:
+                measured |= {
+                    "P_over_B0": measured["B0"] / measured["P_in_job"],
+                    "P_over_B1": measured["B1"] / measured["P_in_job"],
+                    "P_wall_over_B0": measured["B0"] / measured["P_wall"],
+                    "P_wall_over_B1": measured["B1"] / measured["P_wall"],
+                }
+            rounds.append({k: round(v, 3) for k, v in measured.items()})
+        # the medians of the rounds; the no-op and the increments run on the last P's table
+        p_total = statistics.median(r["P_wall"] for r in rounds)
+        p_work = statistics.median(r["P_in_job"] for r in rounds)
+        startup = p_total - p_work
         noop_total, _ = spark_submit("jobs/ingest.py", *ingest_args)
         noop_summary = json.loads(summary_json.read_text())
 
@@ -396,11 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         marginal = (inc10_summary["seconds"] - inc_job_summary["seconds"]) / (extra10 - extra)
 
         n = len(files)
-        p_work = p_total - startup
         results["seconds"] = {
             "spark_startup": round(startup, 2),
             "P_wall": round(p_total, 2),
-            "P_in_job": p_summary["seconds"],
+            "P_in_job": round(p_work, 2),
             "P_noop_wall": round(noop_total, 2),
             "P_noop_in_job": noop_summary["seconds"],
             "P_inc_wall": round(inc_total, 2),
@@ -413,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         results["incremental"] = {
             "files": [extra, extra10],
             "P_inc_parsed_in": inc_summary["parsed_in"],
-            "P_ms_per_file": round(p_summary["seconds"] / n * 1000, 3),
+            "P_ms_per_file": round(p_work / n * 1000, 3),
             "P_inc_ms_per_new_file": round(inc_summary["seconds"] / extra * 1000, 3),
             "spark_job_marginal_ms_per_file": round(marginal * 1000, 3),
             "spark_job_fixed_s": round(inc_job_summary["seconds"] - marginal * extra, 2),
@@ -423,25 +450,21 @@ def main(argv: list[str] | None = None) -> int:
             "P_without_startup": round(n / p_work),
         }
         results["ratios"] = {
-            "P_noop_over_P": round(noop_summary["seconds"] / p_summary["seconds"], 3),
-            "P_inc_over_P": round(inc_summary["seconds"] / p_summary["seconds"], 3),
-            "P_inc_spark_job_over_P": round(inc_job_summary["seconds"] / p_summary["seconds"], 3),
+            "P_noop_over_P": round(noop_summary["seconds"] / p_work, 3),
+            "P_inc_over_P": round(inc_summary["seconds"] / p_work, 3),
+            "P_inc_spark_job_over_P": round(inc_job_summary["seconds"] / p_work, 3),
             "inc_files_fraction": round(extra / n, 3),
         }
         if baselines:
-            results["seconds"] |= {
-                "B0": round(b0, 2),
-                "B1": round(b1, 2),
-                "B0_before_after": [round(b0_before, 2), round(b0_after, 2)],
-                "B1_before_after": [round(b1_before, 2), round(b1_after, 2)],
-            }
+            b0 = statistics.median(r["B0"] for r in rounds)
+            b1 = statistics.median(r["B1"] for r in rounds)
+            results["seconds"] |= {"B0": round(b0, 2), "B1": round(b1, 2)}
             results["files_per_s"] |= {"B0": round(n / b0), "B1": round(n / b1)}
             results["ratios"] |= {
-                "P_over_B0": round(b0 / p_work, 3),
-                "P_over_B1": round(b1 / p_work, 3),
-                "P_wall_over_B0": round(b0 / p_total, 3),
-                "P_wall_over_B1": round(b1 / p_total, 3),
+                key: round(statistics.median(r[key] for r in rounds), 3)
+                for key in ("P_over_B0", "P_over_B1", "P_wall_over_B0", "P_wall_over_B1")
             }
+        results["rounds"] = rounds
         results["peak_memory_mb"] = {k: round(v) for k, v in memory.items()}
         results["summaries"] = {
             "P": p_summary,
@@ -462,8 +485,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     label = "" if args.corpus == "benchmark" else f"-{args.corpus}-corpus"
-    name = f"{results['date'][:10]}-{args.files}{label}.json"
-    (args.out / name).write_text(json.dumps(results, indent=2) + "\n")
+    name = f"{results['date'][:10]}-{args.files}{label}"
+    out = args.out / f"{name}.json"
+    for again in range(2, 100):  # never over an earlier result
+        if not out.exists():
+            break
+        out = args.out / f"{name}-{again}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
     shown = ("files_per_s", "ratios", "incremental", "peak_memory_mb")
     print(json.dumps({k: results[k] for k in shown}, indent=2))
     return 0

@@ -109,6 +109,17 @@ def register(
     return [name for name, _ in views]
 
 
+def register_idc(spark: SparkSession, columns: Collection[str] | None = None) -> list[str]:
+    """Lay the registered ``dicom`` view out as IDC's ``dicom_all`` again, as ``dicom_all``
+    and ``dicom_metadata`` (only the layout's ``columns``, lower case, if given: see
+    `dcm_spark.idc.view.columns_read`); the other views stay as they are (the app, once
+    per query that names an IDC view)."""
+    laid_out = dicom_all_view(spark, spark.table("dicom"), columns=columns)
+    for name in IDC_VIEWS:
+        laid_out.createOrReplaceTempView(name)
+    return list(IDC_VIEWS)
+
+
 def _read(spark: SparkSession, path: str, as_of: str | int | None, side: bool = False) -> DataFrame:
     """A Delta table, as of a version or a time if given. A side table is read as of the
     same time; as of a version of the main table, it is read as it is now (its versions

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dcm_spark.app.guard import QueryRefused, check_query
-from dcm_spark.catalog import IDC_VIEWS, VIEWS, register
+from dcm_spark.catalog import IDC_VIEWS, VIEWS, register, register_idc
 from dcm_spark.delta.table import column_counts
 from dcm_spark.errors import DcmSparkError, safe_message
 from dcm_spark.idc.bigquery import to_spark
@@ -139,13 +139,12 @@ class AppState:
         A local table's is the newest commit file's number: no Spark job on a page load."""
         from delta.tables import DeltaTable
 
-        from dcm_spark.delta.table import exists
+        from dcm_spark.delta.table import exists, latest_version
 
         local = local_path(self.table)
-        if local is not None:
-            log = Path(local) / "_delta_log"
-            commits = [int(p.stem) for p in log.glob("*.json") if p.stem.isdigit()]
-            return max(commits, default=-1)
+        latest = None if local is None else latest_version(local)
+        if latest is not None:
+            return latest
         if not exists(self.spark, self.table):
             return -1
         last = DeltaTable.forPath(self.spark, self.table).history(1).collect()
@@ -217,11 +216,10 @@ class AppState:
         elif dialect != "spark":
             raise QueryRefused(f"refused: unknown dialect {dialect[:20]!r}")
         query = check_query(sql)
-        if any(v in query.lower() for v in IDC_VIEWS):
+        if "dicom" in self.views and any(v in query.lower() for v in IDC_VIEWS):
             with self._lock:  # the IDC layout of only the columns the query reads
-                self.views = register(
-                    self.spark, self.table, idc=columns_read(query) or True, data_source=False
-                )
+                register_idc(self.spark, columns_read(query) or None)
+                self.views += [v for v in IDC_VIEWS if v not in self.views]
         df = self._sql(query)
         self._check_inputs(df)
         arrow = self._guarded(lambda: df.limit(self.row_limit + 1).toArrow())

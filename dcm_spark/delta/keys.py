@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dcm_spark.delta.commit import commit_actions, commit_file
-from dcm_spark.delta.table import exists, has_log
+from dcm_spark.delta.table import exists, has_log, latest_version
 from dcm_spark.paths import control_dir, local_path
 from dcm_spark.records import FILE_KEY_SCHEMA, listed_paths
 
@@ -63,7 +62,7 @@ def known_files(spark: SparkSession, path: str) -> Known | None:
     if local is not None:
         if not has_log(local):
             return None
-        version = _latest_version(local)
+        version = latest_version(local)
         kept = None if version is None else _kept_keys(local, version)
         if kept is not None:
             return Known(kept, version)
@@ -95,7 +94,7 @@ def remember_append(path: str, before: Known | None, added: pa.Table, version: i
     else:
         on_top, held = before.version is not None and version == before.version + 1, before.keys
     try:
-        if on_top and _latest_version(local) == version:
+        if on_top and latest_version(local) == version:
             _keep_keys(local, Known(pa.concat_tables([held, added]), version))
     except Exception:  # only a cache: the next run reads the table
         pass
@@ -112,7 +111,7 @@ def remember_rewrite(path: str, before: Known | None, operation: str = "OPTIMIZE
         return
     version = before.version + 1
     try:
-        if _latest_version(local) != version:
+        if latest_version(local) != version:
             return
         actions = commit_actions(local, version)
         infos = [a["commitInfo"] for a in actions if "commitInfo" in a]
@@ -129,21 +128,6 @@ def remember_rewrite(path: str, before: Known | None, operation: str = "OPTIMIZE
 #: or a table made again, changes that, so keys of another commit are never used; only
 #: one file is kept.
 KEPT_KEYS = "known-{version}.parquet"
-_COMMIT = re.compile(r"(\d{20})\.json")
-
-
-def _latest_version(root: str) -> int | None:
-    """The table's latest version: its newest commit file (Delta's log keeps it). None
-    when commits may wait elsewhere (coordinated or catalog-managed commits)."""
-    log = os.path.join(root, "_delta_log")
-    try:
-        names = os.listdir(log)
-    except OSError:
-        return None
-    if "_commits" in names or "_staged_commits" in names:
-        return None
-    versions = [int(m.group(1)) for m in map(_COMMIT.fullmatch, names) if m]
-    return max(versions, default=None)
 
 
 def _commit_digest(root: str, version: int) -> bytes | None:

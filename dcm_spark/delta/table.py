@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,10 @@ from dcm_spark.records import listed_path_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+
+#: A commit file of the Delta log: ``<version, 20 digits>.json``.
+COMMIT_FILE = re.compile(r"(\d{20})\.json")
 
 
 def exists(spark: SparkSession, path: str) -> bool:
@@ -118,6 +123,20 @@ def spark_schema(schema: pa.Schema) -> Any:
 def has_log(root: str) -> bool:
     """Is there a Delta table (its log) in the local directory ``root``?"""
     return os.path.isdir(os.path.join(root, "_delta_log"))
+
+
+def latest_version(root: str) -> int | None:
+    """The table's latest version: its newest commit file (Delta's log keeps it). None
+    when commits may wait elsewhere (coordinated or catalog-managed commits)."""
+    log = os.path.join(root, "_delta_log")
+    try:
+        names = os.listdir(log)
+    except OSError:
+        return None
+    if "_commits" in names or "_staged_commits" in names:
+        return None
+    versions = [int(m.group(1)) for m in map(COMMIT_FILE.fullmatch, names) if m]
+    return max(versions, default=None)
 
 
 def write(
