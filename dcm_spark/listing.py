@@ -137,15 +137,31 @@ def list_files(
             raise InputNotFound(f"{root}: a Hadoop filesystem is listed through Spark's")
         else:
             _walk_hadoop(spark, root, rows)
-    unique = sorted(set(rows))
-    return pa.table(
+    listed = pa.table(
         [
-            pa.array([r[0] for r in unique], pa.string()),
-            pa.array([r[1] for r in unique], pa.int64()),
-            pa.array([r[2] * 1000 for r in unique], pa.int64()).cast(UTC_MICROS),
+            pa.array([r[0] for r in rows], pa.string()),
+            pa.array([r[1] for r in rows], pa.int64()),
+            pa.array([r[2] * 1000 for r in rows], pa.int64()).cast(UTC_MICROS),
         ],
         schema=LISTING_SCHEMA,
     )
+    return _sorted_once(listed)
+
+
+def _sorted_once(listed: pa.Table) -> pa.Table:
+    """``listed`` in order (path, then size and time), each entry once (inputs may overlap).
+    Sorted in Arrow: Python's ``sorted(set(...))`` of the entries took 3.2 s at a million
+    files, a third of a run that finds nothing new, and grew faster than the files."""
+    ordered = listed.sort_by([(name, "ascending") for name in listed.schema.names])
+    ordered = ordered.combine_chunks()
+    if ordered.num_rows < 2:
+        return ordered
+    repeated = None  # each entry equal to the one before it
+    for column in ordered.columns:
+        values = column.chunk(0)
+        same = pc.equal(values[1:], values[:-1])
+        repeated = same if repeated is None else pc.and_(repeated, same)
+    return ordered.filter(pa.concat_arrays([pa.array([True]), pc.invert(repeated)]))
 
 
 def to_parse(listing: pa.Table, *known: Known | None) -> tuple[pa.Table, list[str]]:

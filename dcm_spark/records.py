@@ -50,9 +50,13 @@ def archive_suffix(name: str) -> str:
 
 def listed_paths(paths: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """The listed entry each ``_path`` comes from: the archive of a member, else itself.
-    (An archive is listed, and keyed, as one file.)"""
+    (An archive is listed, and keyed, as one file.) Paths without `MEMBER_SEPARATOR` are
+    no members: a listing with none is returned as it is (the regex took ~2 µs a path,
+    two thirds of comparing a listing with the table's keys)."""
     import pyarrow.compute as pc
 
+    if not pc.any(pc.match_substring(paths, MEMBER_SEPARATOR)).as_py():
+        return paths
     return pc.replace_substring_regex(paths, pattern=MEMBER_PATH, replacement=r"\1")
 
 

@@ -182,3 +182,7 @@ def test_a_member_path_is_keyed_by_its_archive_and_nothing_else_is() -> None:
         "file:/a.tar.gz",
         "s3://b/k.dcm",
     ]
+    # a listing without members (the common case) keeps every path, archives included
+    plain = pa.chunked_array([["file:/a/b.zip", "file:/x!", "s3://b/k.dcm"], []])
+    assert listed_paths(plain).to_pylist() == ["file:/a/b.zip", "file:/x!", "s3://b/k.dcm"]
+    assert listed_paths(pa.array([], pa.string())).to_pylist() == []

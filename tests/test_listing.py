@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
 from dcm_spark.delta.keys import Known, keys_of
@@ -51,3 +53,25 @@ def test_keys_held_twice_or_in_chunks_count_once() -> None:
 def test_a_millisecond_apart_is_another_version() -> None:
     todo, _ = to_parse(listed(("/d/a.dcm", 10, 1001)), Known(keys_of(rows_of(A))), None)
     assert paths(todo) == ["/d/a.dcm"]
+
+
+def test_overlapping_inputs_list_each_file_once_in_path_order(tmp_path: Path) -> None:
+    import os
+
+    from dcm_spark.listing import list_files
+
+    for name in ("b.dcm", "a.dcm", "sub/x.dcm", "a.x", "sub.dcm"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    on_disk = sorted(
+        f"file:{os.path.join(folder, name)}"
+        for folder, _, names in os.walk(tmp_path)
+        for name in names
+    )
+    inputs = (str(tmp_path), str(tmp_path / "sub"), str(tmp_path / "b.dcm"), str(tmp_path))
+    listing = list_files(None, inputs)
+    assert paths(listing) == on_disk
+    assert listing.column("_size").to_pylist() == [
+        os.path.getsize(p.removeprefix("file:")) for p in on_disk
+    ]
+    assert list_files(None, (str(tmp_path / "a.x"),)).num_rows == 1
