@@ -423,6 +423,27 @@ def test_a_json_data_set_gives_its_file_row(tmp_path: Path) -> None:
     assert row.column("IconImageSequence")[0].as_py()[0]["_BulkData"][0]["URI"]
 
 
+def test_items_keep_their_own_character_set_when_their_bytes_repeat() -> None:
+    """The stream holds every item as UTF-8, so these items are the same bytes and are
+    converted once (one memo, as in a task); each row still says what its JSON says."""
+
+    def instance(charset: str) -> dict[str, Any]:
+        item = {
+            "00080005": {"vr": "CS", "Value": [charset]},
+            "00080100": {"vr": "SH", "Value": ["T-D4000"]},
+        }
+        return {
+            "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
+            "00082218": {"vr": "SQ", "Value": [item]},
+        }
+
+    memo = ValueMemo()
+    charsets = ["ISO_IR 100", "ISO_IR 192", "ISO_IR 100", "ISO_IR 192"]
+    rows = [dicomweb.to_header(instance(c), memo=memo) for c in charsets]
+    got = [r.values["AnatomicRegionSequence"][0]["SpecificCharacterSet"] for r in rows]
+    assert got == [[c] for c in charsets]
+
+
 def test_malformed_json_is_refused_without_its_values() -> None:
     with pytest.raises(MalformedMetadata) as caught:
         dicomweb.to_header({"00100010": {"vr": "PN", "Value": "SECRET^NAME"}})

@@ -31,6 +31,8 @@ from dcm_spark.dicom.header import (
     convert_file,
     to_record_batch,
 )
+from dcm_spark.dicom.reader import read_file
+from dcm_spark.dicom.vr import BULK_DATA
 from tests import corpus
 from tests.helpers import header_of, make_file
 
@@ -469,3 +471,81 @@ def test_a_shared_memo_keeps_the_pixel_representation_of_each_file() -> None:
             row = convert_file(io.BytesIO(implicit_file(pr)), memo=memo)
             assert isinstance(row, Header)
             assert row.values["SmallestImagePixelValue"] == (65535 if pr == 0 else -1)
+
+
+# -- sequences seen before (`dcm_spark.dicom.reader.SeenSequences`) -----------------------
+
+ANATOMIC_REGION = 0x00082218
+SOME_PIXELS = b"DCMSPARK"  # an icon's 8 pixel bytes, found in the file by their value
+MEANINGS = {"ISO_IR 100": "Ã©tÃ©", "ISO_IR 192": "été"}  # both written C3 A9 74 C3 A9
+
+
+def _with_sequences(charset: str, comment: str, undefined: bool) -> bytes:
+    """A file with a coded item whose CodeMeaning is the same bytes, C3 A9 74 C3 A9, in
+    either ``charset`` (read differently by each), and an icon (pixel data: a bulk data
+    entry, where it lies in this file)."""
+    region = Dataset()
+    region.CodeValue, region.CodingSchemeDesignator = "T-D4000", "SRT"
+    region.CodeMeaning = MEANINGS[charset]
+    icon = Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated = 2, 4, 8
+    icon.add_new(0x7FE00010, "OB", SOME_PIXELS)
+    ds = Dataset()
+    ds.SpecificCharacterSet = charset
+    ds.ImageComments = comment  # moves what follows: the icon's offset differs by file
+    ds.AnatomicRegionSequence = [region]
+    ds.IconImageSequence = [icon]
+    for keyword in ("AnatomicRegionSequence", "IconImageSequence"):
+        ds[keyword].is_undefined_length = undefined
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[charset, comment, str(undefined)])
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("undefined", [False, True], ids=["defined length", "undefined length"])
+def test_a_repeated_sequence_is_converted_for_each_file_as_pydicom_reads_it(
+    undefined: bool,
+) -> None:
+    """One memo for files whose sequences hold the same bytes: each row still has its
+    own file's text (the character set differs) and its own offsets (the icon lies
+    elsewhere in each file)."""
+    files = [
+        _with_sequences(charset, comment, undefined)
+        for charset in ("ISO_IR 100", "ISO_IR 192")
+        for comment in ("A", "A comment long enough to move the sequences after it")
+    ]
+    memo = ValueMemo()
+    for data in files * 2:  # the second time, every sequence has been seen
+        row = convert_file(io.BytesIO(data), memo=memo)
+        assert isinstance(row, Header)
+        ds = pydicom.dcmread(io.BytesIO(data))
+        region = row.values["AnatomicRegionSequence"]
+        assert region[0]["CodeMeaning"] == ds.AnatomicRegionSequence[0].CodeMeaning
+        (entry,) = row.values["IconImageSequence"][0][BULK_DATA]
+        assert entry["Offset"] == data.index(SOME_PIXELS)
+    encoded = b"\xc3\xa9t\xc3\xa9 "
+    assert all(encoded in data for data in files)  # the same bytes, read as two texts
+
+
+def test_a_sequence_converted_plainly_is_not_read_again() -> None:
+    """Once a sequence's bytes converted without needing anything else of the file, a
+    later copy is stepped over (the first copy's items are given); one holding a bulk
+    data offset is read again in every file."""
+    first = _with_sequences("ISO_IR 192", "A", undefined=True)
+    second = _with_sequences("ISO_IR 192", "Another comment", undefined=True)
+    memo = ValueMemo()
+
+    def items(data: bytes, tag: int) -> object:
+        return read_file(io.BytesIO(data), seen=memo.seen).body[tag].value
+
+    assert items(first, ANATOMIC_REGION) is not items(second, ANATOMIC_REGION)  # not converted
+    convert_file(io.BytesIO(first), memo=memo)
+    assert items(first, ANATOMIC_REGION) is items(second, ANATOMIC_REGION)
+    icon = pydicom.datadict.tag_for_keyword("IconImageSequence")
+    assert items(first, icon) is not items(second, icon)

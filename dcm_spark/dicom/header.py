@@ -35,7 +35,7 @@ from dcm_spark import schema
 from dcm_spark.dicom.budget import FileTimeout, time_budget
 from dcm_spark.dicom.memo import MEMO_MAX_BYTES, ValueMemo
 from dcm_spark.dicom.options import HeaderOptions
-from dcm_spark.dicom.reader import MAX_NESTING, TOO_DEEP, Dataset, Element, read_file
+from dcm_spark.dicom.reader import MAX_NESTING, TOO_DEEP, Dataset, Element, Items, read_file
 from dcm_spark.dicom.rows import Header, to_record_batch, union
 from dcm_spark.dicom.values import (
     BINARY_NUMBERS,
@@ -97,9 +97,13 @@ class _File:
     memo: ValueMemo
     signed_pixels: bool = False
     deflated: bool = False
+    #: conversions that used where a value lies in the file (a bulk data offset, a value
+    #: read afterwards): a sequence converted with none is the same in any file
+    placed: int = 0
 
     def read_at(self, offset: int, length: int) -> bytes:
         """Read a value the reader left in the file (longer than ``defer_size``)."""
+        self.placed += 1
         if length > self.options.max_value_size:
             raise _Unparsable([f"value of {length} bytes not read (max_value_size)"])
         if self.deflated:
@@ -197,7 +201,7 @@ class _File:
         tag = elem.tag
         spec = element_spec(tag)
         vr = elem.VR
-        if type(elem.value) is list:  # the reader found items: a sequence, whatever the VR
+        if isinstance(elem.value, list):  # the reader found items: a sequence, whatever the VR
             if elem.value is TOO_DEEP:
                 raise _Unparsable([f"sequence nested deeper than {MAX_NESTING} levels: not read"])
             self.sequence(elem, spec, enc, depth, values, types, other)
@@ -218,6 +222,7 @@ class _File:
             return
         if kind is Kind.BINARY:
             length, offset = _extent(elem)
+            self.placed += 1
             at = None if self.deflated else offset  # an offset in inflated bytes helps no one
             bulk.append({"Tag": tag_name(tag), "VR": vr, "Offset": at, "Length": length})
             return
@@ -287,10 +292,26 @@ class _File:
             text = json.dumps(self.json(elem, enc, {}), ensure_ascii=False)
             other.append({"Tag": tag_name(elem.tag), "Data": [text]})
             return
-        rows = [self.dataset(item, enc, depth + 1) for item in elem.value]
+        # the same bytes converted before, in this file or another of the task?
+        items = elem.value
+        seen = self.memo.seen.get(items.key) if type(items) is Items else None
+        how = (enc[0] if len(enc) == 1 else tuple(enc), self.signed_pixels)
+        if seen is not None:
+            known = seen.converted.get(how)
+            if known is not None:
+                self.put(spec, elem.tag, list(known[0]), known[1], values, types)
+                return
+        placed = self.placed
+        rows = [self.dataset(item, enc, depth + 1) for item in items]
         item_types = union(rows)
         column_type = self.memo.sequence_type(item_types)
-        self.put(spec, elem.tag, [r.values for r in rows], column_type, values, types)
+        converted = [r.values for r in rows]
+        if seen is not None:
+            seen.plain = self.placed == placed or None
+            if seen.plain:
+                seen.converted[how] = (converted, column_type)
+                converted = list(converted)
+        self.put(spec, elem.tag, converted, column_type, values, types)
 
     def json(self, elem: Element, enc: list[str], creators: dict[int, str]) -> dict[str, Any]:
         """DICOM JSON (PS3.18 F.2) of a subtree kept as text; bulk data as a reference."""
@@ -306,6 +327,7 @@ class _File:
             return {"vr": "SQ", "Value": items}
         if kind is Kind.BINARY:
             length, offset = _extent(elem)
+            self.placed += 1
             return {"vr": vr, "BulkDataURI": f"#offset={offset}&length={length}"}
         values = self.raw_values(elem, vr, kind, enc)
         if kind is Kind.PERSON_NAME:
@@ -403,13 +425,14 @@ def _read(handle: IO[bytes], options: HeaderOptions, memo: ValueMemo | None) -> 
 
 
 def _convert(handle: IO[bytes], options: HeaderOptions, memo: ValueMemo | None) -> Header:
-    parsed = read_file(handle, options.defer_size)
+    memo = ValueMemo() if memo is None else memo
+    parsed = read_file(handle, options.defer_size, memo.seen)
     ds = parsed.body
     if not parsed.meta and not _looks_like_dicom(ds):
         raise InvalidDicomError("not a DICOM file: no preamble, no DICOM elements")
     if not ds:
         raise TruncatedFile("no data set element could be read after the file meta")
-    converter = _File(handle, options, ValueMemo() if memo is None else memo)
+    converter = _File(handle, options, memo)
     converter.deflated = parsed.deflated
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -97,21 +97,28 @@ def _charset_value(elem: Any) -> list[str]:
 
 
 def _restore_charsets(values: dict[str, Any], ds: dict[str, Any]) -> None:
-    """SpecificCharacterSet of the sequence items that have one, as the JSON says."""
+    """SpecificCharacterSet of the sequence items that have one, as the JSON says. The
+    items are replaced, not changed: a converted sequence may be shared with other rows
+    (`dcm_spark.dicom.reader.SeenSequences`)."""
     for key, elem in ds.items():
         items = elem.get("Value") if isinstance(elem, dict) and elem.get("vr") == "SQ" else None
         if not items:
             continue
         tag = int(key, 16)
         spec = element_spec(tag)
-        rows = values.get(spec.keyword if spec is not None else tag_name(tag))
+        name = spec.keyword if spec is not None else tag_name(tag)
+        rows = values.get(name)
         if not isinstance(rows, list) or len(rows) != len(items):
             continue
+        restored = []
         for row, item in zip(rows, items, strict=True):
             if isinstance(row, dict) and isinstance(item, dict):
+                row = dict(row)
                 if "SpecificCharacterSet" in row and f"{SPECIFIC_CHARACTER_SET:08X}" in item:
                     row["SpecificCharacterSet"] = _charset_value(item["00080005"])
                 _restore_charsets(row, item)
+            restored.append(row)
+        values[name] = restored
 
 
 def _bulk_entries(

@@ -6,6 +6,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from dcm_spark.dicom.reader import SeenSequences
+
 
 class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType]]):
     """Converted values of short public elements, keyed by tag, bytes and character set.
@@ -21,6 +23,8 @@ class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType]]):
         self.limit = limit
         # item fields, by name and type object -> (the fields, the sequence's type)
         self.sequence_types: dict[tuple[tuple[str, int], ...], tuple[Any, pa.DataType]] = {}
+        # sequences by their bytes, with their conversions (`dcm_spark.dicom.reader`)
+        self.seen = SeenSequences()
 
     def remember(self, key: tuple[Any, ...], entry: tuple[str, Any, pa.DataType]) -> None:
         if len(self) >= self.limit:

@@ -11,6 +11,8 @@ that), which makes this several times faster than building pydicom datasets.
   there: the elements read before are kept (``Parsed.truncated`` says so).
 - Explicit and implicit VR, little and big endian, deflated data sets; a data set that
   says explicit VR but is written implicit (a common error) is read as implicit.
+- A sequence whose bytes were read before (`SeenSequences`, shared by the files of a task)
+  is not read again once its conversion is known to need nothing else of the file.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ _HEADS = {  # (little endian, implicit VR) -> an element's first 8 bytes
 MAX_NESTING = 64  # deeper than any real file; guards the stack against hostile input
 TOO_DEEP: list[Dataset] = []  # the value of a sequence nested deeper than MAX_NESTING
 MAX_INFLATED = 256 << 20  # a deflated data set is read no further than this
+_DELIMITERS = {  # little endian? -> a sequence delimitation item (tag and zero length)
+    True: struct.pack("<HHI", 0xFFFE, 0xE0DD, 0),
+    False: struct.pack(">HHI", 0xFFFE, 0xE0DD, 0),
+}
 
 
 class Element(NamedTuple):
@@ -68,6 +74,45 @@ class Element(NamedTuple):
 
 
 Dataset = dict[int, Element]
+
+
+class Items(list[Dataset]):
+    """A sequence's items. ``key`` (when the whole sequence lay in the read window): its
+    bytes and how they were read, under which `SeenSequences` keeps the first copy."""
+
+    __slots__ = ("key", "plain", "converted")
+
+    def __init__(self, items: list[Dataset], key: tuple[Any, ...]) -> None:
+        super().__init__(items)
+        self.key = key
+        #: True once converted using nothing of the file beyond these bytes (no offset, no
+        #: value read later): a later copy is then not parsed at all. None: it did.
+        self.plain: bool | None = False
+        #: the conversions, by character set and pixel sign (`dcm_spark.dicom.header`)
+        self.converted: dict[Any, Any] = {}
+
+
+class SeenSequences(dict[tuple[Any, ...], Items]):
+    """The sequences a task's files hold, by their bytes (the first copy of each).
+
+    The files of a series repeat most of their sequences byte for byte (the codes, the
+    request's attributes, a multi-frame file's per-frame groups): a repeat is converted
+    once, and read no further than its bytes. At most ``max_bytes`` of sequences are
+    held (then it starts again empty); their items and conversions take ~8 times that.
+    """
+
+    def __init__(self, max_bytes: int = 4 << 20) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        self.held = 0
+
+    def remember(self, key: tuple[Any, ...], items: Items) -> None:
+        size = len(key[-1])
+        if self.held + size > self.max_bytes:
+            self.clear()
+            self.held = 0
+        self[key] = items
+        self.held += size
 
 
 @dataclass
@@ -155,10 +200,18 @@ class _Source:
 
 
 class _Reader:
-    def __init__(self, source: _Source, little: bool, implicit: bool, defer: int) -> None:
+    def __init__(
+        self,
+        source: _Source,
+        little: bool,
+        implicit: bool,
+        defer: int,
+        seen: SeenSequences | None = None,
+    ) -> None:
         self.src = source
         self.defer = defer
         self.truncated = False
+        self.seen = seen
         self._encoding(little, implicit)
 
     def _encoding(self, little: bool, implicit: bool) -> None:
@@ -284,7 +337,13 @@ class _Reader:
             if depth >= MAX_NESTING:  # step over the subtree, keep reading after it
                 self._skip_sequence(end)
                 return Element(tag, "SQ", length, TOO_DEEP, tell, implicit, self.little)
-            if vr == "UN":  # a sequence sent as UN is encoded implicit VR little endian
+            # a sequence sent as UN is encoded implicit VR little endian
+            little, implicit_items = (True, True) if vr == "UN" else (self.little, self.implicit)
+            how = (tag, vr, depth, self.defer, little, implicit_items)
+            known = self._known(how, length) if self.seen is not None else None
+            if known is not None:
+                return Element(tag, vr, length, known, tell, implicit, self.little)
+            if vr == "UN":
                 saved = (self.little, self.implicit)
                 self._encoding(True, True)
                 try:
@@ -293,6 +352,8 @@ class _Reader:
                     self._encoding(*saved)
             else:
                 items = self._items(end, depth)
+            if self.seen is not None:
+                items = self._remember(how, tell, items)
             return Element(tag, vr, length, items, tell, implicit, self.little)
         if length == UNDEFINED:  # encapsulated pixel data: step over the fragments
             self._skip_fragments()
@@ -304,6 +365,52 @@ class _Reader:
         if len(value) < length:  # the file ends inside this value: keep what is there
             self.truncated = True
         return Element(tag, vr, length, value, tell, implicit, self.little)
+
+    def _known(self, how: tuple[Any, ...], length: int) -> Items | None:
+        """A sequence starting here whose bytes were read and converted before, plainly:
+        stepped over. Of undefined length, it ends at one of the next sequence
+        delimiters: each is tried, the bytes up to it a key."""
+        assert self.seen is not None
+        src = self.src
+        buf, start = src.buf, src.pos - src.base
+        if length != UNDEFINED:
+            if start + length > len(buf):
+                return None
+            known = self.seen.get((*how, buf[start : start + length]))
+            if known is None or not known.plain:
+                return None
+            src.pos += length
+            return known
+        delimiter = _DELIMITERS[how[4]]
+        at = start
+        for _ in range(MAX_NESTING):
+            at = buf.find(delimiter, at)
+            if at < 0:
+                return None
+            at += len(delimiter)
+            known = self.seen.get((*how, buf[start:at]))
+            if known is not None and known.plain:
+                src.pos += at - start
+                return known
+        return None
+
+    def _remember(self, how: tuple[Any, ...], tell: int, items: list[Dataset]) -> list[Dataset]:
+        """The items of the sequence just read, as an `Items` with its key when its bytes
+        are all still in the window (the first copy is kept in ``self.seen``)."""
+        assert self.seen is not None
+        src = self.src
+        start, end = tell - src.base, src.pos - src.base
+        # not when cut short, nor when its bytes changed how the data set is read on
+        changed = how[1] != "UN" and self.implicit != how[5]  # (UN: restored after)
+        if self.truncated or changed or start < 0 or end > len(src.buf):
+            return items
+        key = (*how, src.buf[start:end])
+        known = self.seen.get(key)
+        if known is None:
+            known = Items(items, key)
+            self.seen.remember(key, known)
+            return known
+        return items if known.plain is None else Items(items, key)
 
     def _items(self, end: int | None, depth: int) -> list[Dataset]:
         items: list[Dataset] = []
@@ -446,8 +553,9 @@ def _size(fp: IO[bytes]) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-def read_file(fp: IO[bytes], defer_size: int = 4096) -> Parsed:
-    """Read a DICOM file's file meta and data set (see the module docstring).
+def read_file(fp: IO[bytes], defer_size: int = 4096, seen: SeenSequences | None = None) -> Parsed:
+    """Read a DICOM file's file meta and data set (see the module docstring); the
+    sequences in ``seen`` (the other files of a task) and new ones kept there.
 
     Raises
     ------
@@ -482,6 +590,6 @@ def read_file(fp: IO[bytes], defer_size: int = 4096) -> Parsed:
         defer_size = max(defer_size, 1 << 20)  # text cannot be read again afterwards
     else:
         source = _Source(fp, base=body_start, ahead=ahead, size=size)
-    reader = _Reader(source, little, implicit, defer_size)
+    reader = _Reader(source, little, implicit, defer_size, seen)
     body = reader.dataset(None, 0)
     return Parsed(meta, body, meta_reader.truncated or reader.truncated, deflated)
