@@ -549,3 +549,32 @@ def test_a_sequence_converted_plainly_is_not_read_again() -> None:
     assert items(first, ANATOMIC_REGION) is items(second, ANATOMIC_REGION)
     icon = pydicom.datadict.tag_for_keyword("IconImageSequence")
     assert items(first, icon) is not items(second, icon)
+
+
+def _with_private(charset: str) -> bytes:
+    ds = Dataset()
+    ds.SpecificCharacterSet = charset
+    ds.add_new(0x00090010, "LO", "DCMSPARK TEST")  # the private creator
+    ds.add_new(0x00091001, "LO", MEANINGS[charset])  # C3 A9 74 C3 A9 in either
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["private", charset])
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_a_repeated_private_value_is_read_as_pydicom_reads_it_in_each_file() -> None:
+    """A private element's text comes from the memo once its bytes were seen: the same
+    bytes under another character set are another text."""
+    files = [_with_private(charset) for charset in MEANINGS]
+    assert all(b"\xc3\xa9t\xc3\xa9" in data for data in files)  # the same bytes
+    memo = ValueMemo()
+    for data in files * 2:
+        row = convert_file(io.BytesIO(data), memo=memo)
+        assert isinstance(row, Header)
+        expected = pydicom.dcmread(io.BytesIO(data))[0x00091001].value
+        assert {"Tag": "Tag_00091001", "Data": [expected]} in row.values["OtherElements"]

@@ -166,6 +166,9 @@ class _File:
                 seen = memo.get(key)
                 if seen is not None:
                     name, known, known_type = seen
+                    if known_type is None:  # a private element's text, in OtherElements
+                        other.append({"Tag": name, "Data": list(known)})
+                        continue
                     values[name] = list(known) if type(known) is list else known
                     types[name] = known_type
                     continue
@@ -228,9 +231,13 @@ class _File:
             return
         raw = self.raw_values(elem, vr, kind, enc)
         if spec is None:  # private or unknown: text in OtherElements
-            other.append({"Tag": tag_name(tag), "Data": [_text(v) for v in raw]})
+            texts = [_text(v) for v in raw]
+            other.append({"Tag": tag_name(tag), "Data": texts})
             if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF and raw:
                 creators[(tag >> 16) << 8 | (tag & 0xFF)] = str(raw[0])
+            elif key is not None and elem.VR not in (None, "UN"):  # the file's VR, not a
+                # creator's dictionary: the text depends on the bytes and charset alone
+                self.memo.remember(key, (tag_name(tag), tuple(texts), None))
             return
         column_kind = spec.kind
         if column_kind is not kind and not _compatible(column_kind, kind):

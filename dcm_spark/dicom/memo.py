@@ -9,13 +9,16 @@ import pyarrow as pa
 from dcm_spark.dicom.reader import SeenSequences
 
 
-class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType]]):
-    """Converted values of short public elements, keyed by tag, bytes and character set.
+class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType | None]]):
+    """Converted values of short public elements, keyed by tag, VR, bytes, byte order and
+    character set: (column, value, type); the text of short private ones: (tag name,
+    texts, None), for ``OtherElements``.
 
     The files of a series repeat most of their values (Modality, Rows, PixelSpacing,
-    the study's UIDs...): converting each distinct one once makes a file about 1.5 times
-    faster to convert. Pass one memo to the files a task converts; it holds at most
-    ``limit`` entries (then starts again empty). Holds no person names (dicts).
+    the study's UIDs, a vendor's private block...): converting each distinct one once
+    makes a file about 1.5 times faster to convert. Pass one memo to the files a task
+    converts; it holds at most ``limit`` entries (then starts again empty). Holds no
+    person names (dicts).
     """
 
     def __init__(self, limit: int = 50_000) -> None:
@@ -26,7 +29,7 @@ class ValueMemo(dict[tuple[Any, ...], tuple[str, Any, pa.DataType]]):
         # sequences by their bytes, with their conversions (`dcm_spark.dicom.reader`)
         self.seen = SeenSequences()
 
-    def remember(self, key: tuple[Any, ...], entry: tuple[str, Any, pa.DataType]) -> None:
+    def remember(self, key: tuple[Any, ...], entry: tuple[str, Any, pa.DataType | None]) -> None:
         if len(self) >= self.limit:
             self.clear()
         self[key] = entry
