@@ -14,7 +14,10 @@ registered) and in the jobs' (``job_jvm``: C1 only, see `dcm_spark.session.SHORT
 - ``SELECT Modality, count(*) ... GROUP BY Modality`` on ``dicom``, on the whole
   ``dicom_all`` and on the restricted one.
 
-Medians of ``--repeats``; results in ``bench/results/<date>-<files>-idc.json``.
+``--repeats`` rounds, every other one in reverse order; in each, a query's time is the
+median of 5 after a warm-up, and its ratio is taken against the query on ``dicom`` of the
+same round (``group_by_modality_ratio_by_round``: the median of those). Medians of the
+rounds besides; results in ``bench/results/<date>-<files>-idc.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 QUERY = "SELECT Modality, count(*) AS n FROM {} GROUP BY Modality"
+QUERIES = 5  # timed queries after each registration
 
 
 def _seconds(action: Callable[[], Any]) -> float:
@@ -56,12 +60,20 @@ def measure(table: str, repeats: int) -> dict[str, Any]:
         way()  # warm-up
     registered: dict[str, list[float]] = {name: [] for name in ways}
     queried: dict[str, list[float]] = {name: [] for name in ways}
-    for _ in range(repeats):
-        for name, way in ways.items():
-            registered[name].append(_seconds(way))
+    paired: dict[str, list[float]] = {"whole": [], "restricted": []}
+    for number in range(repeats):
+        order = list(ways) if number % 2 == 0 else list(reversed(ways))
+        this_round: dict[str, float] = {}
+        for name in order:
+            registered[name].append(_seconds(ways[name]))
             view = "dicom" if name == "without" else "dicom_all"
             spark.sql(QUERY.format(view)).collect()  # warm-up of this registration
-            queried[name].append(_seconds(spark.sql(QUERY.format(view)).collect))
+            # the median of QUERIES: one query's time moves by a third from run to run
+            runs = [_seconds(spark.sql(QUERY.format(view)).collect) for _ in range(QUERIES)]
+            this_round[name] = statistics.median(runs)
+            queried[name].append(this_round[name])
+        for name in paired:  # against the query on `dicom` of the same round
+            paired[name].append(this_round[name] / this_round["without"])
     median = {name: statistics.median(v) for name, v in registered.items()}
     answer = {name: statistics.median(v) for name, v in queried.items()}
     return {
@@ -75,7 +87,11 @@ def measure(table: str, repeats: int) -> dict[str, Any]:
         "group_by_modality_ratio": {
             name: round(answer[name] / answer["without"], 2) for name in ("whole", "restricted")
         },
-        "all_runs": {"register": registered, "query": queried},
+        # the ratio in each round (every other one in reverse order), then their median
+        "group_by_modality_ratio_by_round": {
+            name: round(statistics.median(v), 2) for name, v in paired.items()
+        },
+        "all_runs": {"register": registered, "query": queried, "query_ratio": paired},
     }
 
 
