@@ -26,10 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-from pydicom.charset import decode_bytes
 from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
-from pydicom.values import convert_PN
 
 from dcm_spark import schema
 from dcm_spark.dicom.budget import FileTimeout, time_budget
@@ -44,6 +41,7 @@ from dcm_spark.dicom.values import (
     VALIDATED,
     empty,
     encodings,
+    texts,
     typed,
 )
 from dcm_spark.dicom.vr import (
@@ -54,6 +52,7 @@ from dcm_spark.dicom.vr import (
     OTHER_ELEMENTS,
     ElementSpec,
     Kind,
+    compatible,
     element_spec,
     implicit_vr,
     kind_of,
@@ -68,7 +67,6 @@ BULK_DATA_TYPE = pa.list_(BULK_ELEMENT)
 UNDEFINED_LENGTH = 0xFFFFFFFF
 TRUNCATED = "_Truncated"  # true on the row of a file that ends before its data set does
 PIXEL_REPRESENTATION = 0x00280103
-TEXT_DELIMITERS = {0x0D, 0x0A, 0x09, 0x0C}  # reset ISO 2022 escapes (PS3.5 6.1.2.5.3)
 
 
 @dataclass(frozen=True)
@@ -133,19 +131,7 @@ class _File:
                     raise _Unparsable([data.hex()])
                 numbers = [(g << 16) | e for g, e in zip(numbers[::2], numbers[1::2], strict=True)]
             return numbers
-        if data.isascii() and b"\x1b" not in data:
-            text = data.decode("ascii")
-        elif kind is Kind.PERSON_NAME:
-            decoded: Any = convert_PN(data, enc)
-            names = decoded if isinstance(decoded, MultiValue) else [decoded]
-            text = "\\".join("=".join(n.components) for n in names)
-        else:
-            text = decode_bytes(data, enc, TEXT_DELIMITERS)
-        if kind is Kind.LONG_TEXT:
-            text = text.rstrip("\x00 ")
-            return [text] if text else []
-        values = [v.strip("\x00 ") for v in text.split("\\")]
-        return [] if values == [""] else values
+        return texts(data, kind, enc)
 
     def dataset(self, ds: Dataset, enc: list[str], depth: int) -> Header:
         """Convert one dataset (the file's, or a sequence item's) into a `Header`."""
@@ -240,7 +226,7 @@ class _File:
                 self.memo.remember(key, (tag_name(tag), tuple(texts), None))
             return
         column_kind = spec.kind
-        if column_kind is not kind and not _compatible(column_kind, kind):
+        if column_kind is not kind and not compatible(column_kind, kind):
             raise _Unparsable([_text(v) for v in raw])
         converted = raw
         if column_kind in CONVERTED_KINDS or (column_kind is not kind) or vr in VALIDATED:
@@ -355,15 +341,6 @@ def _null_column(tag: int, values: dict[str, Any], types: dict[str, pa.DataType]
         return
     values[spec.keyword] = None
     types[spec.keyword] = pa.list_(spec.value_type) if spec.multiple else spec.value_type
-
-
-def _compatible(column: Kind, found: Kind) -> bool:
-    """Whether a value of VR kind ``found`` can be read into a column of kind ``column``."""
-    text = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT, Kind.DATE, Kind.TIME, Kind.DATETIME}
-    numbers = {Kind.INT, Kind.FLOAT, Kind.DECIMAL, Kind.TAG}
-    if column in text or column is Kind.PERSON_NAME:
-        return found in text or found is Kind.PERSON_NAME
-    return column in numbers and (found in numbers or found is Kind.STRING)
 
 
 def _text(value: Any) -> str:

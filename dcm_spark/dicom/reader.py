@@ -21,12 +21,13 @@ import io
 import os
 import stat
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import IO, Any, Literal, NamedTuple
 
 from pydicom.datadict import DicomDictionary
 from pydicom.errors import InvalidDicomError
+
+from dcm_spark.dicom.window import End, Inflated, Window
 
 IMPLICIT_LITTLE = "1.2.840.10008.1.2"
 EXPLICIT_BIG = "1.2.840.10008.1.2.2"
@@ -53,7 +54,6 @@ _HEADS = {  # (little endian, implicit VR) -> an element's first 8 bytes
 }
 MAX_NESTING = 64  # deeper than any real file; guards the stack against hostile input
 TOO_DEEP: list[Dataset] = []  # the value of a sequence nested deeper than MAX_NESTING
-MAX_INFLATED = 256 << 20  # a deflated data set is read no further than this
 _DELIMITERS = {  # little endian? -> a sequence delimitation item (tag and zero length)
     True: struct.pack("<HHI", 0xFFFE, 0xE0DD, 0),
     False: struct.pack(">HHI", 0xFFFE, 0xE0DD, 0),
@@ -123,86 +123,10 @@ class Parsed:
     deflated: bool = False  # offsets are in the inflated stream; long values were not kept
 
 
-class _End(Exception):
-    """The bytes end (or lie) before the current element is complete."""
-
-
-class _Source:
-    """A window on the file: reads ahead in blocks, seeks past what is not wanted."""
-
-    BLOCK = 1 << 14  # most headers fit; a larger block copies pixel data for nothing
-
-    def __init__(
-        self, fp: IO[bytes], base: int = 0, ahead: bytes = b"", size: int | None = None
-    ) -> None:
-        self.fp = fp  # positioned at base + len(ahead)
-        self.buf = ahead  # bytes from base on, already read
-        self.base = base  # file offset of buf[0]
-        self.pos = base
-        self.eof = False
-        self.size = size  # the file's size, if known: no read to find where it ends
-
-    def need(self, n: int) -> memoryview | bytes:
-        start = self.pos - self.base
-        if start + n > len(self.buf):
-            if self.eof:
-                raise _End
-            self.buf = self.buf[start:] + self.fp.read(max(n, self.BLOCK))
-            self.base, start = self.pos, 0
-            if n > len(self.buf):
-                self.eof = True
-                raise _End
-        self.pos += n
-        return self.buf[start : start + n]
-
-    def head(self) -> bytes | None:
-        """The next 8 bytes (an element's tag and what follows), or None at a clean end."""
-        start = self.pos - self.base
-        if start + 8 <= len(self.buf):
-            self.pos += 8
-            return self.buf[start : start + 8]
-        if self.pos == self.size:
-            return None  # nothing at all left: the data set simply ends here
-        try:
-            return bytes(self.need(8))
-        except _End:
-            if self.pos - self.base >= len(self.buf):
-                return None  # nothing at all left: the data set simply ends here
-            raise
-
-    def upto(self, n: int) -> bytes:
-        """Up to ``n`` bytes: fewer only where the file ends."""
-        try:
-            return bytes(self.need(n))
-        except _End:
-            start = self.pos - self.base
-            rest = self.buf[start:] + (b"" if self.eof else self.fp.read(n))
-            self.eof = True
-            self.buf, self.base, self.pos = b"", self.pos + len(rest), self.pos + len(rest)
-            return bytes(rest[:n])
-
-    def skip(self, n: int) -> None:
-        if self.pos + n - self.base <= len(self.buf):
-            self.pos += n
-            return
-        if self.eof:
-            raise _End
-        if self.size is not None:  # beyond the window: is the value all there?
-            if self.pos + n > self.size:
-                raise _End  # the length runs past the end of the file
-            self.fp.seek(self.pos + n)
-        else:
-            self.fp.seek(self.pos + n - 1)
-            if not self.fp.read(1):
-                raise _End
-        self.pos += n
-        self.buf, self.base = b"", self.pos
-
-
 class _Reader:
     def __init__(
         self,
-        source: _Source,
+        source: Window,
         little: bool,
         implicit: bool,
         defer: int,
@@ -238,7 +162,7 @@ class _Reader:
                 if head is None:
                     if end is None:
                         break
-                    raise _End
+                    raise End
                 group, number = self.header.unpack(head[:4])
                 tag = group << 16 | number
                 if stop_group is not None and group != stop_group:
@@ -251,7 +175,7 @@ class _Reader:
                 # A tag twice in one data set: the first stands (a later copy must not
                 # silently replace, say, the PatientID).
                 out.setdefault(tag, element)
-        except (_End, struct.error):
+        except (End, struct.error):
             self.truncated = True
         return out
 
@@ -419,19 +343,19 @@ class _Reader:
             while (end is None or src.pos < end) and not self.truncated:
                 head = src.head()
                 if head is None:
-                    raise _End
+                    raise End
                 group, number = self.header.unpack(head[:4])
                 tag = group << 16 | number
                 length = self.u32.unpack(head[4:])[0]
                 if tag == SEQUENCE_END:
                     break
                 if tag != ITEM:
-                    raise _End  # not an item where one must be
+                    raise End  # not an item where one must be
                 item_end = None if length == UNDEFINED else src.pos + length
                 items.append(self.dataset(item_end, depth + 1))
                 if item_end is not None and src.pos < item_end:
                     src.pos = item_end
-        except (_End, struct.error):
+        except (End, struct.error):
             self.truncated = True
         return items
 
@@ -469,49 +393,8 @@ class _Reader:
             if (group << 16 | number) == SEQUENCE_END:
                 return
             if length == UNDEFINED:
-                raise _End
+                raise End
             src.skip(length)
-
-
-class _Inflated:
-    """A deflated data set as a forward-only file: inflated block by block, never whole.
-
-    Seeking backwards is impossible; seeking forwards inflates and discards.
-    """
-
-    def __init__(self, fp: IO[bytes], limit: int = MAX_INFLATED) -> None:
-        self.fp = fp
-        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        self.pending = b""
-        self.position = 0
-        self.limit = limit
-
-    def read(self, n: int) -> bytes:
-        while len(self.pending) < n and self.position + len(self.pending) < self.limit:
-            compressed = self.fp.read(1 << 16)
-            try:
-                if compressed:
-                    more = self.inflater.decompress(compressed, 1 << 20)
-                else:
-                    more = self.inflater.flush()
-                while self.inflater.unconsumed_tail and len(more) < (4 << 20):
-                    more += self.inflater.decompress(self.inflater.unconsumed_tail, 1 << 20)
-            except zlib.error:
-                more = b""
-            if not more and not compressed:
-                break
-            self.pending += more
-        data, self.pending = self.pending[:n], self.pending[n:]
-        self.position += len(data)
-        return data
-
-    def seek(self, position: int) -> None:
-        while self.position < position:
-            if not self.read(min(position - self.position, 1 << 20)):
-                break
-
-    def tell(self) -> int:
-        return self.position
 
 
 def _transfer_syntax(meta: Dataset) -> str | None:
@@ -563,11 +446,11 @@ def read_file(fp: IO[bytes], defer_size: int = 4096, seen: SeenSequences | None 
         If the bytes do not start like a DICOM file (with or without the preamble).
     """
     size = _size(fp)
-    first = fp.read(_Source.BLOCK)  # the meta and, mostly, the whole header: one read
+    first = fp.read(Window.BLOCK)  # the meta and, mostly, the whole header: one read
     start = 132 if first[128:132] == b"DICM" else 0
     if start == 0 and not _plausible_group(first[:132]):
         raise InvalidDicomError("not a DICOM file: no preamble, no DICOM elements")
-    meta_src = _Source(fp, base=start, ahead=first[start:], size=size)
+    meta_src = Window(fp, base=start, ahead=first[start:], size=size)
     meta_reader = _Reader(meta_src, True, False, defer_size)
     meta = meta_reader.dataset(None, 0, stop_group=0x0002)
     syntax = _transfer_syntax(meta)
@@ -586,10 +469,10 @@ def read_file(fp: IO[bytes], defer_size: int = 4096, seen: SeenSequences | None 
     deflated = syntax in DEFLATED
     if deflated:  # offsets of a deflated data set are in the inflated stream
         fp.seek(body_start)
-        source = _Source(_Inflated(fp), base=0)  # type: ignore[arg-type]
+        source = Window(Inflated(fp), base=0)  # type: ignore[arg-type]
         defer_size = max(defer_size, 1 << 20)  # text cannot be read again afterwards
     else:
-        source = _Source(fp, base=body_start, ahead=ahead, size=size)
+        source = Window(fp, base=body_start, ahead=ahead, size=size)
     reader = _Reader(source, little, implicit, defer_size, seen)
     body = reader.dataset(None, 0)
     return Parsed(meta, body, meta_reader.truncated or reader.truncated, deflated)

@@ -11,7 +11,9 @@ import warnings
 from decimal import Decimal
 from typing import Any
 
-from pydicom.charset import convert_encodings
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.multival import MultiValue
+from pydicom.values import convert_PN
 
 from dcm_spark.dicom.reader import Dataset
 from dcm_spark.dicom.vr import NAME_GROUPS, NAME_PARTS, Kind
@@ -22,6 +24,27 @@ TEXT_KINDS = frozenset({Kind.STRING, Kind.TEXT, Kind.LONG_TEXT})
 # (strings, binary numbers) are used as read, except IS and DS, which are validated.
 CONVERTED_KINDS = frozenset({Kind.DATE, Kind.TIME, Kind.DATETIME, Kind.PERSON_NAME, Kind.DECIMAL})
 VALIDATED = frozenset({"IS", "DS"})
+
+
+TEXT_DELIMITERS = {0x0D, 0x0A, 0x09, 0x0C}  # reset ISO 2022 escapes (PS3.5 6.1.2.5.3)
+
+
+def texts(data: bytes, kind: Kind, enc: list[str]) -> list[str]:
+    """The values of a text VR's bytes, decoded by the character sets ``enc`` (pydicom's
+    names), split at backslashes (but not LT, ST, UT and UR) and stripped of padding."""
+    if data.isascii() and b"\x1b" not in data:
+        text = data.decode("ascii")
+    elif kind is Kind.PERSON_NAME:
+        decoded: Any = convert_PN(data, enc)
+        names = decoded if isinstance(decoded, MultiValue) else [decoded]
+        text = "\\".join("=".join(n.components) for n in names)
+    else:
+        text = decode_bytes(data, enc, TEXT_DELIMITERS)
+    if kind is Kind.LONG_TEXT:
+        text = text.rstrip("\x00 ")
+        return [text] if text else []
+    values = [v.strip("\x00 ") for v in text.split("\\")]
+    return [] if values == [""] else values
 
 
 def empty(kind: Kind) -> Any:

@@ -189,3 +189,12 @@ def implicit_vr(tag: int, spec: ElementSpec | None, creators: dict[int, str]) ->
             except KeyError:
                 pass
     return "UN"
+
+
+def compatible(column: Kind, found: Kind) -> bool:
+    """Whether a value of VR kind ``found`` can be read into a column of kind ``column``."""
+    text = {Kind.STRING, Kind.TEXT, Kind.LONG_TEXT, Kind.DATE, Kind.TIME, Kind.DATETIME}
+    numbers = {Kind.INT, Kind.FLOAT, Kind.DECIMAL, Kind.TAG}
+    if column in text or column is Kind.PERSON_NAME:
+        return found in text or found is Kind.PERSON_NAME
+    return column in numbers and (found in numbers or found is Kind.STRING)
