@@ -480,6 +480,19 @@ SOME_PIXELS = b"DCMSPARK"  # an icon's 8 pixel bytes, found in the file by their
 MEANINGS = {"ISO_IR 100": "Ã©tÃ©", "ISO_IR 192": "été"}  # both written C3 A9 74 C3 A9
 
 
+def _saved(ds: Dataset, *entropy: str) -> bytes:
+    """``ds`` as an Explicit VR Little Endian file, its SOP Instance UID from ``entropy``."""
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=list(entropy))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 def _with_sequences(charset: str, comment: str, undefined: bool) -> bytes:
     """A file with a coded item whose CodeMeaning is the same bytes, C3 A9 74 C3 A9, in
     either ``charset`` (read differently by each), and an icon (pixel data: a bulk data
@@ -497,15 +510,7 @@ def _with_sequences(charset: str, comment: str, undefined: bool) -> bytes:
     ds.IconImageSequence = [icon]
     for keyword in ("AnatomicRegionSequence", "IconImageSequence"):
         ds[keyword].is_undefined_length = undefined
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=[charset, comment, str(undefined)])
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return _saved(ds, charset, comment, str(undefined))
 
 
 @pytest.mark.parametrize("undefined", [False, True], ids=["defined length", "undefined length"])
@@ -556,15 +561,7 @@ def _with_private(charset: str) -> bytes:
     ds.SpecificCharacterSet = charset
     ds.add_new(0x00090010, "LO", "DCMSPARK TEST")  # the private creator
     ds.add_new(0x00091001, "LO", MEANINGS[charset])  # C3 A9 74 C3 A9 in either
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=["private", charset])
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return _saved(ds, "private", charset)
 
 
 def test_a_repeated_private_value_is_read_as_pydicom_reads_it_in_each_file() -> None:
