@@ -217,13 +217,13 @@ class _File:
             return
         raw = self.raw_values(elem, vr, kind, enc)
         if spec is None:  # private or unknown: text in OtherElements
-            texts = [_text(v) for v in raw]
-            other.append({"Tag": tag_name(tag), "Data": texts})
+            name, text = tag_name(tag), [_text(v) for v in raw]
+            other.append({"Tag": name, "Data": text})
             if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF and raw:
                 creators[(tag >> 16) << 8 | (tag & 0xFF)] = str(raw[0])
             elif key is not None and elem.VR not in (None, "UN"):  # the file's VR, not a
                 # creator's dictionary: the text depends on the bytes and charset alone
-                self.memo.remember(key, (tag_name(tag), tuple(texts), None))
+                self.memo.remember(key, (name, tuple(text), None))
             return
         column_kind = spec.kind
         if column_kind is not kind and not compatible(column_kind, kind):
