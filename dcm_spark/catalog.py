@@ -105,7 +105,8 @@ def register(
         if laid_out is not None:
             views[2:2] = [(name, laid_out.result()) for name in IDC_VIEWS]
     for name, view in views:
-        view.createOrReplaceTempView(name)
+        if name != "dicom":  # registered above, for the views built on it
+            view.createOrReplaceTempView(name)
     return [name for name, _ in views]
 
 
