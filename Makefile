@@ -47,7 +47,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(JARS_STAMP): $(STAMP) dcm_spark/session.py
+# the Delta jars into .ivy2/jars, and jvm/ compiled into .cache/jvm (dcm_spark.session)
+$(JARS_STAMP): $(STAMP) dcm_spark/session.py $(wildcard jvm/dcm_spark/*.java)
 	$(PY) -m dcm_spark.session
 	touch $(JARS_STAMP)
 
@@ -71,7 +72,7 @@ $(CLASS_ARCHIVE_STAMP): $(JARS_STAMP) conf/spark-defaults.conf
 		  echo "warning: no JVM class archive; Spark starts slower"; }
 	touch $@
 
-setup: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE_STAMP) ## create .venv, install the project, resolve the Delta jars, build the JVM class archive once
+setup: $(STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE_STAMP) ## create .venv, install the project, resolve the Delta jars, compile jvm/, build the JVM class archive once
 	@$(PY) -c 'import dcm_spark.session as s; s.check_java()' || \
 		{ echo "Java 17 or newer is required"; exit 2; }
 

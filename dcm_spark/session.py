@@ -6,7 +6,8 @@
 on the builder inside a job come too late).
 
 Run ``python -m dcm_spark.session`` to check Java and resolve the Delta jars once into
-``.ivy2/`` inside the project; later sessions load them from there without network.
+``.ivy2/`` inside the project (later sessions load them from there without network), and to
+compile this project's own JVM code (`JVM_JAR`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +31,15 @@ DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 MIN_JAVA = 17
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IVY_DIR = PROJECT_ROOT / ".ivy2"
+#: This project's own JVM code (jvm/), built by `make setup`: `dcm_spark.IdcViewPruning`, a
+#: Spark SQL extension that prunes the `dicom_all` views to the columns a query reads while
+#: Spark analyses it. Without it (no JDK at set-up) every query still runs, only slower.
+JVM_JAR = PROJECT_ROOT / ".cache" / "jvm" / "dcm-spark-jvm.jar"
 
 #: Settings every session of this project gets (also in conf/spark-defaults.conf).
 BASE_CONF: dict[str, str] = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    # Delta's, and this project's (`JVM_JAR`: skipped with a warning if it was not built)
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension,dcm_spark.IdcViewPruning",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.maxRecordsPerBatch": "1000",
@@ -157,12 +165,14 @@ def configure(
         builder = builder.config(key, value)
     builder = builder.config("spark.pyspark.python", python)
     jars = cached_jars(ivy_dir)
-    if jars:
-        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
-    else:
+    if not jars:
         builder = builder.config("spark.jars.packages", DELTA_PACKAGE).config(
             "spark.jars.ivy", str(ivy_dir)
         )
+    if JVM_JAR.exists():
+        jars.append(JVM_JAR)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
     return builder
 
 
@@ -204,14 +214,44 @@ def resolve_jars(ivy_dir: Path = IVY_DIR) -> list[Path]:
     return jars
 
 
+def build_jvm_jar(jar: Path = JVM_JAR) -> Path | None:
+    """Compile jvm/ against the installed pyspark's jars into ``jar``, unless it is newer
+    than every source; None when no ``javac`` is found (a JRE only)."""
+    sources = sorted((PROJECT_ROOT / "jvm").rglob("*.java"))
+    home = os.environ.get("JAVA_HOME")
+    javac = str(Path(home) / "bin" / "javac") if home else shutil.which("javac")
+    if not sources or javac is None or not Path(javac).exists():
+        return None
+    if jar.exists() and jar.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return jar
+    import pyspark
+
+    spark_jars = Path(pyspark.__file__).parent / "jars" / "*"
+    with tempfile.TemporaryDirectory() as classes:
+        command = [javac, "--release", "17", "-nowarn", "-cp", str(spark_jars), "-d", classes]
+        done = subprocess.run([*command, *map(str, sources)], capture_output=True, text=True)
+        if done.returncode:
+            raise EnvironmentProblem(f"javac failed on jvm/: {done.stderr.strip()[-2000:]}")
+        jar.parent.mkdir(parents=True, exist_ok=True)
+        partial = jar.with_suffix(".tmp")
+        with zipfile.ZipFile(partial, "w") as archive:  # a jar is a zip of the classes
+            for path in sorted(Path(classes).rglob("*.class")):
+                archive.write(path, path.relative_to(classes).as_posix())
+        partial.replace(jar)
+    return jar
+
+
 def main() -> int:
     try:
         major = check_java()
         jars = resolve_jars()
+        own = build_jvm_jar()
     except EnvironmentProblem as exc:
         print(f"dcm-spark setup: {exc}", file=sys.stderr)
         return 2
     print(f"Java {major}; {len(jars)} jars cached in {IVY_DIR / 'jars'}")
+    if own is None:
+        print(f"warning: no javac (a JDK): dicom_all queries run without {JVM_JAR.name}")
     return 0
 
 

@@ -150,6 +150,56 @@ def test_a_query_on_the_view_reads_only_its_columns(spark, corpus_table) -> None
     assert "ReadSchema: struct<Modality:string>" in plan.toString()
 
 
+def _items(seq: Any) -> list[Any]:
+    """A Scala sequence's items, through py4j."""
+    items, it = [], seq.iterator()
+    while it.hasNext():
+        items.append(it.next())
+    return items
+
+
+def _view_columns(df: Any) -> list[list[str]]:
+    """The columns of each IDC view in ``df``'s analysed plan."""
+    found = []
+    nodes = [df._jdf.queryExecution().analyzed()]
+    while nodes:
+        node = nodes.pop()
+        if node.nodeName() == "View" and node.desc().identifier().table() in (
+            "dicom_all",
+            "dicom_metadata",
+        ):
+            found.append([a.name() for a in _items(node.output())])
+        nodes += _items(node.children())
+    return found
+
+
+def test_the_view_is_pruned_to_a_query_s_columns_while_spark_analyses_it(
+    spark, corpus_table
+) -> None:
+    # jvm/dcm_spark/IdcViewPruning.java: the rules after it see a narrow plan
+    whole = spark.table("dicom_all").columns
+    by_modality = spark.sql("SELECT Modality, count(*) AS n FROM dicom_all GROUP BY Modality")
+    assert _view_columns(by_modality) == [["Modality"]]
+    expected = Counter(ds.get("Modality") for ds in corpus_table.values())
+    assert {r["Modality"]: r["n"] for r in by_modality.collect()} == expected
+    # a correlated subquery on the other name: each side keeps what it reads
+    studies_with_ct = {
+        ds.StudyInstanceUID for ds in corpus_table.values() if ds.get("Modality") == "CT"
+    }
+    in_them = spark.sql(
+        "SELECT count(*) AS n FROM dicom_all a WHERE EXISTS (SELECT 1 FROM dicom_metadata b"
+        " WHERE b.StudyInstanceUID = a.StudyInstanceUID AND b.Modality = 'CT')"
+    )
+    n = sum(ds.get("StudyInstanceUID") in studies_with_ct for ds in corpus_table.values())
+    assert studies_with_ct and in_them.collect()[0]["n"] == n
+    # what reads every column keeps every column
+    for every in ("SELECT * FROM dicom_all", "TABLE dicom_all UNION ALL TABLE dicom_metadata"):
+        df = spark.sql(every)
+        assert df.columns == whole and all(c == whole for c in _view_columns(df))
+    assert spark.sql("TABLE dicom_all UNION ALL TABLE dicom_all").count() == 2 * len(corpus_table)
+    assert spark.table("dicom_all").columns == whole
+
+
 # -- idc-index tables ----------------------------------------------------------------------
 
 

@@ -4,10 +4,10 @@
 
 - ``README.md`` with the Space's front matter (``sdk: docker``, ``app_port: 7860``);
 - ``Dockerfile``: Debian's Python 3.11 with Java 17, the pinned requirements, the Delta jars
-  resolved and the demo table (pydicom's test files) ingested at build time;
+  resolved, ``jvm/`` compiled and the demo table (pydicom's test files) ingested at build time;
 - ``requirements.txt``: every runtime requirement of dcm-spark, at the version installed here;
 - ``start.sh``: makes the demo table if it is missing, then ``spark-submit jobs/app.py``;
-- the library (``dcm_spark/``), ``jobs/app.py``, ``jobs/ingest.py`` and ``conf/``.
+- the library (``dcm_spark/``), ``jvm/``, ``jobs/app.py``, ``jobs/ingest.py`` and ``conf/``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ while the Space runs. Source and documentation: the dcm-spark project's README.
 
 DOCKERFILE = """FROM python:3.11-slim-bookworm
 RUN apt-get update \\
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \\
+ && apt-get install -y --no-install-recommends openjdk-17-jdk-headless procps \\
  && rm -rf /var/lib/apt/lists/*
 RUN useradd -m -u 1000 user
 USER user
@@ -56,7 +56,8 @@ WORKDIR /home/user/app
 COPY --chown=user requirements.txt .
 RUN pip install --no-cache-dir --user -r requirements.txt
 COPY --chown=user . .
-# the Delta jars into ./.ivy2 and the demo table into ./demo/dicom, once, at build time
+# the Delta jars into ./.ivy2, jvm/ compiled into ./.cache/jvm and the demo table into
+# ./demo/dicom, once, at build time
 RUN python -m dcm_spark.session && sh start.sh --build-only
 EXPOSE 7860
 CMD ["sh", "start.sh"]
@@ -121,6 +122,7 @@ def write_space(out: Path, root: Path = PROJECT_ROOT) -> Path:
     for job in ("app.py", "ingest.py"):
         shutil.copy(root / "jobs" / job, out / "jobs" / job)
     shutil.copytree(root / "conf", out / "conf", ignore=ignore)
+    shutil.copytree(root / "jvm", out / "jvm", ignore=ignore)
     (out / "README.md").write_text(FRONT_MATTER + README, encoding="utf-8")
     (out / "Dockerfile").write_text(DOCKERFILE, encoding="utf-8")
     (out / "start.sh").write_text(START, encoding="utf-8")
