@@ -9,7 +9,9 @@ call: built as Column objects through py4j, thousands of columns took seconds.
 A query that names its columns can have a view of just those (`columns_read`), laid out
 every sequence level deep: Spark analyses every field of a view each time a query reads it;
 the whole layout that deep (~34,000 fields) made every query slower, and IDC's
-``sm_index``, which reads ``dicom_all`` twice, filled a 2 GB driver heap.
+``sm_index``, which reads ``dicom_all`` twice, filled a 2 GB driver heap. A query on the
+whole view is pruned to the columns it reads while Spark analyses it, by this project's
+Spark SQL extension (jvm/dcm_spark/IdcViewPruning.java).
 """
 
 from __future__ import annotations
