@@ -74,7 +74,7 @@ public final class IdcViewPruning implements Function1<SparkSessionExtensions, B
     return CollectionConverters.asScala(list).toSeq();
   }
 
-  /** The projection of an IDC view not yet pruned, or null. */
+  /** The projection an IDC view shows (pruned or not), or null. */
   private static Project projection(LogicalPlan plan) {
     if (plan instanceof View view
         && view.isTempView()
