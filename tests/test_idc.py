@@ -21,6 +21,7 @@ import pytest
 from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 
+from dcm_spark.catalog import IDC_VIEWS
 from dcm_spark.idc import index, layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,10 +165,7 @@ def _view_columns(df: Any) -> list[list[str]]:
     nodes = [df._jdf.queryExecution().analyzed()]
     while nodes:
         node = nodes.pop()
-        if node.nodeName() == "View" and node.desc().identifier().table() in (
-            "dicom_all",
-            "dicom_metadata",
-        ):
+        if node.nodeName() == "View" and node.desc().identifier().table() in IDC_VIEWS:
             found.append([a.name() for a in _items(node.output())])
         nodes += _items(node.children())
     return found
